@@ -1,0 +1,263 @@
+"""`autoglm`: the thin command line that ties infra, streams and workers together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from autoglm.logs import setup_logging
+from schemas.settings import Settings, get_settings
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.services import up
+
+    up(settings)
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.services import down
+
+    down(settings)
+    return 0
+
+
+def spawn_pipeline(workers: int, reasoner: str | None = None, log_dir: Path | None = None) -> list[subprocess.Popen]:
+    """Start one stream processor and `workers` worker processes as children."""
+    env = dict(os.environ)
+    if reasoner:
+        env["AUTOGLM_REASONER"] = reasoner
+    base = [sys.executable, "-m", "autoglm.cli", "run"]
+    cmds = [base + ["--streams-only"]] + [base + ["--workers-only"] for _ in range(workers)]
+    procs = []
+    for i, cmd in enumerate(cmds):
+        out = open(log_dir / f"{'streams' if i == 0 else f'worker-{i}'}.log", "ab") if log_dir else None
+        procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None))
+    return procs
+
+
+def stop_pipeline(procs: list[subprocess.Popen], timeout_s: float = 30.0) -> None:
+    """SIGTERM every child, then SIGKILL what has not exited in time."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.reasoner:
+        settings = settings.model_copy(update={"reasoner": args.reasoner})
+    if args.streams_only:
+        from streams.main import run_streams
+
+        run_streams(settings)
+        return 0
+    if args.workers_only:
+        from workers.main import run_worker
+
+        run_worker(settings)
+        return 0
+    procs = spawn_pipeline(args.workers, args.reasoner)
+    print(f"pipeline running: 1 stream processor, {args.workers} worker(s); Ctrl-C stops it", file=sys.stderr)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    stop_pipeline(procs)
+    return 0
+
+
+def print_answer(answer: object) -> None:
+    from schemas.answer import Answer
+
+    assert isinstance(answer, Answer)
+    print(f"Q: {answer.text}")
+    print(f"   status={answer.status} confidence={answer.confidence:.2f} model={answer.model.name}")
+    if answer.reason:
+        print(f"   reason: {answer.reason}")
+    for item, path in list(zip(answer.answers, answer.paths))[:5]:
+        print(f"   {item.entity}  ({item.score:.2f})   path: {' -> '.join(path)}")
+    if len(answer.answers) > 5:
+        print(f"   ... {len(answer.answers) - 5} more")
+    if answer.sentence:
+        print(f"   {answer.sentence}")
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.client import ask
+
+    answer = asyncio.run(ask(settings, args.question, args.service, args.user, args.timeout))
+    if args.json:
+        print(answer.to_bytes().decode())
+    else:
+        print_answer(answer)
+    return 0 if answer.status == "ok" else 1
+
+
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.client import read_metaqa, send_questions, spread_users
+
+    items = read_metaqa(Path(args.file), args.limit, args.raw_text)
+    questions = spread_users(items, args.services, args.users)
+    n = asyncio.run(send_questions(settings, questions, progress=True, total=len(questions)))
+    print(f"produced {n} questions", file=sys.stderr)
+    return 0
+
+
+def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    from schemas.kafka_config import common_config
+    from schemas.topics import topic_name
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            topic_name(settings, args.topic),
+            **common_config(settings),
+            group_id=None,
+            auto_offset_reset="latest" if args.follow else "earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            consumer_timeout_ms=1000,
+        )
+        await consumer.start()
+        idle = 0.0
+        try:
+            while args.follow or idle < args.idle_s:
+                polled = await consumer.getmany(timeout_ms=500)
+                idle = 0.0 if polled else idle + 0.5
+                for records in polled.values():
+                    for rec in records:
+                        sys.stdout.write(rec.value.decode("utf-8", "replace") + "\n")
+                sys.stdout.flush()
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.replay import run_replay
+
+    result = run_replay(settings, args.what, args.start, args.end, Path(args.export) if args.export else None)
+    print(orjson.dumps(result.__dict__).decode())
+    return 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.evaluate import evaluate
+    from workers.reasoner import load_reasoner
+
+    if args.reasoner:
+        settings = settings.model_copy(update={"reasoner": args.reasoner})
+    reasoner = load_reasoner(settings)
+    result = evaluate(reasoner, Path(args.questions), raw_text=args.raw_text, limit=args.limit)
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.demo import run_demo
+
+    return run_demo(settings, n=args.n, workers=args.workers, raw_text=args.raw_text, reasoner=args.reasoner)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autoglm", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("AUTOGLM_LOG_LEVEL", "WARNING"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="start Kafka and PostgreSQL (idempotent), create topics, migrate")
+    sub.add_parser("down", help="stop the local Kafka and PostgreSQL")
+
+    p = sub.add_parser("run", help="run the stream processor and N workers")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--streams-only", action="store_true")
+    p.add_argument("--workers-only", action="store_true")
+    p.add_argument("--reasoner", choices=["baseline", "gnn"])
+
+    p = sub.add_parser("ask", help="ask one question and print its answer and reasoning path")
+    p.add_argument("question")
+    p.add_argument("--service", default="cli")
+    p.add_argument("--user", default="cli-user")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("produce", help="send a MetaQA-format file of questions")
+    p.add_argument("file")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--raw-text", action="store_true", help="remove the [entity] brackets")
+    p.add_argument("--services", type=int, default=3)
+    p.add_argument("--users", type=int, default=50)
+
+    p = sub.add_parser("consume", help="print records of a topic as JSON lines")
+    p.add_argument("topic", choices=["answers", "questions.dlq", "feedback.dlq", "batches", "feedback", "questions"])
+    p.add_argument("--follow", action="store_true", help="start at the end and keep reading")
+    p.add_argument("--idle-s", type=float, default=2.0, help="stop after this long without records")
+
+    p = sub.add_parser("replay", help="re-read a topic from a time or offset and rebuild its table")
+    p.add_argument("what", choices=["feedback", "answers"])
+    p.add_argument("--from", dest="start", help="ISO-8601 time or offset (default: the beginning)")
+    p.add_argument("--to", dest="end", help="ISO-8601 time or offset (default: the end at start)")
+    p.add_argument("--export", help="feedback only: write the fine-tuning set (JSONL)")
+
+    p = sub.add_parser("eval", help="evaluate the reasoner on a MetaQA-format file")
+    p.add_argument("--questions", required=True)
+    p.add_argument("--raw-text", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--reasoner", choices=["baseline", "gnn"])
+
+    p = sub.add_parser("demo", help="run the pipeline on qa_val questions and summarise")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--raw-text", action="store_true")
+    p.add_argument("--reasoner", choices=["baseline", "gnn"])
+    return parser
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "run": cmd_run,
+    "ask": cmd_ask,
+    "produce": cmd_produce,
+    "consume": cmd_consume,
+    "replay": cmd_replay,
+    "eval": cmd_eval,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](get_settings(), args)
+    except (RuntimeError, TimeoutError, ValueError, FileNotFoundError) as exc:
+        print(f"autoglm {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

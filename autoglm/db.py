@@ -1,0 +1,63 @@
+"""A PostgreSQL pool with retry: writes wait out a database outage instead of failing.
+
+While the database is down the caller blocks (so the source record stays
+unacknowledged and its offset uncommitted); when it returns, work resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+
+
+async def executemany_with_retry(
+    pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]], max_backoff_s: float = 5.0
+) -> None:
+    """Run `sql` for every row in one transaction, retrying connection failures forever."""
+    delay = 0.1
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    await conn.executemany(sql, rows)
+            return
+        except RETRYABLE as exc:
+            log.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+
+
+async def create_pool(dsn: str) -> asyncpg.Pool:
+    """Open a small pool, waiting for the database if it is not up yet."""
+    delay = 0.2
+    for _ in range(60):
+        try:
+            return await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        except RETRYABLE as exc:
+            log.warning("database not reachable at start, retrying: %r", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise RuntimeError(f"PostgreSQL at {dsn.split('@')[-1]} is unreachable: start it with `autoglm up` or set DATABASE_URL")
+
+
+async def fetch_with_retry(
+    pool: asyncpg.Pool, sql: str, question_ids: Sequence[Any], max_backoff_s: float = 5.0
+) -> dict[Any, Any]:
+    """Run a two-column SELECT and return {first: second}, retrying connection failures."""
+    delay = 0.1
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch(sql, list(question_ids))
+            return {row[0]: row[1] for row in rows}
+        except RETRYABLE as exc:
+            log.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)

@@ -1,0 +1,91 @@
+"""How messages map to PostgreSQL rows: SQL text and parameter tuples, no I/O.
+
+Workers (answers), the feedback agent and replay all write through these, so the
+idempotent upsert rules are stated once.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.answer import Answer
+from schemas.feedback import Feedback
+
+# Insert-if-absent: the first batch to answer a question owns its row; a redelivered
+# batch (same batch_id) finds its own row and re-produces, another batch finds a foreign
+# owner and skips the question (answered once).
+INSERT_ANSWER = """
+INSERT INTO answers (question_id, batch_id, service, user_id, text, status, answers, paths,
+                     topic_entity, confidence, model_name, model_version, latency,
+                     question_ts, answered_ts, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13::jsonb, $14, $15, $16::jsonb)
+ON CONFLICT (question_id) DO NOTHING
+"""
+
+# Replay rebuilds rows from the topic: overwrite with what the topic says.
+UPSERT_ANSWER = INSERT_ANSWER.replace(
+    "DO NOTHING",
+    """DO UPDATE SET batch_id = EXCLUDED.batch_id, service = EXCLUDED.service,
+    user_id = EXCLUDED.user_id, text = EXCLUDED.text, status = EXCLUDED.status,
+    answers = EXCLUDED.answers, paths = EXCLUDED.paths, topic_entity = EXCLUDED.topic_entity,
+    confidence = EXCLUDED.confidence, model_name = EXCLUDED.model_name,
+    model_version = EXCLUDED.model_version, latency = EXCLUDED.latency,
+    question_ts = EXCLUDED.question_ts, answered_ts = EXCLUDED.answered_ts,
+    payload = EXCLUDED.payload, updated_at = now()""",
+)
+
+SELECT_OWNERS = "SELECT question_id, batch_id FROM answers WHERE question_id = ANY($1::uuid[])"
+
+UPSERT_FEEDBACK = """
+INSERT INTO feedback (feedback_id, question_id, user_id, score, correction, comment, ts,
+                      source_topic, source_partition, source_offset)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)
+ON CONFLICT (feedback_id) DO UPDATE SET question_id = EXCLUDED.question_id,
+    user_id = EXCLUDED.user_id, score = EXCLUDED.score, correction = EXCLUDED.correction,
+    comment = EXCLUDED.comment, ts = EXCLUDED.ts, source_topic = EXCLUDED.source_topic,
+    source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset,
+    updated_at = now()
+"""
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def answer_row(answer: Answer) -> tuple:
+    """Parameters for INSERT_ANSWER / UPSERT_ANSWER, in column order."""
+    dumped = answer.model_dump(mode="json")
+    return (
+        answer.question_id,
+        answer.batch_id,
+        answer.service,
+        answer.user_id,
+        answer.text,
+        answer.status,
+        _json(dumped["answers"]),
+        _json(dumped["paths"]),
+        answer.topic_entity,
+        answer.confidence,
+        answer.model.name,
+        answer.model.version,
+        _json(dumped["latency"]),
+        answer.question_ts,
+        answer.answered_ts,
+        _json(dumped),
+    )
+
+
+def feedback_row(feedback: Feedback, topic: str, partition: int, offset: int) -> tuple:
+    """Parameters for UPSERT_FEEDBACK, in column order."""
+    return (
+        feedback.effective_id(),
+        feedback.question_id,
+        feedback.user_id,
+        feedback.score,
+        _json(feedback.correction) if feedback.correction is not None else None,
+        feedback.comment,
+        feedback.ts,
+        topic,
+        partition,
+        offset,
+    )

@@ -1,0 +1,119 @@
+"""The Faust application: two agents (questions, feedback) and the batch timer.
+
+Faust owns consumption, group membership and offset commits; the agents switch its
+automatic acknowledgement off (`stream.noack()`) and acknowledge each record only when
+`Ingest` / `FeedbackIngest` say its effect is durable. Faust then commits, per partition,
+the highest offset below which every record is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+import mode
+
+from schemas.settings import Settings
+from schemas.topics import FEEDBACK, QUESTIONS, topic_name
+from streams.feedback import FeedbackIngest
+from streams.ingest import Ingest
+from autoglm.db import create_pool
+from streams.sink import DeliverySink
+
+log = logging.getLogger(__name__)
+
+
+def broker_url(settings: Settings) -> str:
+    """Faust wants `kafka://host:port;host:port` for a list of bootstrap servers."""
+    hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
+    return ";".join(f"kafka://{h}" for h in hosts)
+
+
+class StreamState(mode.Service):
+    """Producer, database pool and batcher timer, started and stopped with the app."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.sink = DeliverySink(settings, client_id=f"{settings.stream_app_id}-sink")
+        self.ingest = Ingest(settings, self.sink)
+        self.feedback: FeedbackIngest | None = None
+        self.ready = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await self.sink.start()
+        pool = await create_pool(self.settings.dsn)
+        self.feedback = FeedbackIngest(self.settings, self.sink, pool)
+        self.ready.set()
+
+    @mode.Service.task
+    async def _batch_timer(self) -> None:
+        await self.ingest.batcher.run_timer()
+
+    async def flush(self) -> None:
+        """Emit every open buffer and wait until Kafka confirmed it."""
+        await self.ingest.batcher.flush_all()
+        await self.sink.drain()
+
+    async def on_stop(self) -> None:
+        await self.flush()
+        await self.sink.stop()
+        if self.feedback is not None:
+            await self.feedback.pool.close()
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the stream processor for `settings` (one per process)."""
+    app = faust.App(
+        settings.stream_app_id,
+        broker=broker_url(settings),
+        store="memory://",
+        datadir=str(settings.state_dir / "faust"),
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=0.5,
+        stream_wait_empty=True,
+    )
+    state = StreamState(settings)
+    app.autoglm_state = state  # type: ignore[attr-defined]
+    app.add_dependency(state)  # started before the agents consume, stopped after them
+
+    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    questions = app.topic(topic_name(settings, QUESTIONS), **raw)
+    feedback = app.topic(topic_name(settings, FEEDBACK), **raw)
+
+    @app.agent(questions)
+    async def ingest_questions(stream: faust.StreamT) -> None:
+        manual = stream.noack()
+        await state.ready.wait()
+        async for event in manual.events():
+            msg = event.message
+            await state.ingest.handle(msg.key, msg.value, msg.partition, msg.offset, _acker(manual, event))
+
+    @app.agent(feedback)
+    async def ingest_feedback(stream: faust.StreamT) -> None:
+        manual = stream.noack()
+        await state.ready.wait()
+        async for event in manual.events():
+            msg = event.message
+            assert state.feedback is not None, "feedback agent started before the database pool"
+            await state.feedback.handle(msg.key, msg.value, msg.partition, msg.offset, _acker(manual, event))
+
+    @app.on_partitions_revoked.connect
+    async def _flush_on_revoke(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        await state.flush()
+
+    return app
+
+
+def _acker(stream: faust.StreamT, event: faust.EventT):  # noqa: ANN202
+    async def ack() -> None:
+        await stream.ack(event)
+
+    return ack

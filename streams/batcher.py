@@ -1,0 +1,102 @@
+"""Per-key dynamic batching: one buffer per cluster key, closed by time, count or bytes.
+
+Why not Faust's `stream.take()`: it batches per agent (all keys mixed) and acknowledges
+on its own. Here every cluster (service, user_id) has its own buffer; a buffer is emitted
+when the first of these happens:
+
+* `window_s` has passed since its first request arrived   -> trigger "time"
+* it holds `max_size` requests                            -> trigger "count"
+* its question payload reaches `max_bytes`                -> trigger "bytes"
+
+Buffers live in an OrderedDict in order of their first arrival, so the buffer with the
+earliest deadline is always the first one: the timer looks at one entry, not all.
+Emission is handed to `emit`, which owns producing the batch and acknowledging the
+source records only after the produce succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+
+from schemas.batch import Trigger
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+
+@dataclass
+class Buffer(Generic[T]):
+    """Requests waiting in one cluster."""
+
+    opened_at: float
+    items: list[T] = field(default_factory=list)
+    nbytes: int = 0
+
+
+Emit = Callable[[K, list[T], Trigger], Awaitable[None]]
+
+
+class KeyedBatcher(Generic[K, T]):
+    """Groups items by key and hands each closed group to `emit`."""
+
+    def __init__(self, emit: Emit, window_s: float, max_size: int, max_bytes: int) -> None:
+        if max_size < 1 or max_bytes < 1 or window_s <= 0:
+            raise ValueError("batch window, size and bytes limits must be positive")
+        self._emit = emit
+        self.window_s = window_s
+        self.max_size = max_size
+        self.max_bytes = max_bytes
+        self._buffers: OrderedDict[K, Buffer[T]] = OrderedDict()
+        self._wakeup = asyncio.Event()
+        self.buffered = 0
+
+    async def add(self, key: K, item: T, nbytes: int) -> None:
+        """Buffer one item; emits at once when a count or bytes limit is reached."""
+        buf = self._buffers.get(key)
+        if buf is not None and buf.items and buf.nbytes + nbytes > self.max_bytes:
+            await self._close(key, "bytes")  # adding would overflow: ship what is there
+            buf = None
+        if buf is None:
+            buf = Buffer(opened_at=time.monotonic())
+            self._buffers[key] = buf
+            self._wakeup.set()
+        buf.items.append(item)
+        buf.nbytes += nbytes
+        self.buffered += 1
+        if len(buf.items) >= self.max_size:
+            await self._close(key, "count")
+        elif buf.nbytes >= self.max_bytes:
+            await self._close(key, "bytes")
+
+    async def _close(self, key: K, trigger: Trigger) -> None:
+        buf = self._buffers.pop(key)
+        self.buffered -= len(buf.items)
+        await self._emit(key, buf.items, trigger)
+
+    async def run_timer(self) -> None:
+        """Close buffers whose window expired; runs until cancelled."""
+        while True:
+            if not self._buffers:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            key, buf = next(iter(self._buffers.items()))
+            delay = buf.opened_at + self.window_s - time.monotonic()
+            if delay > 0:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._close(key, "time")
+
+    async def flush_all(self) -> None:
+        """Emit every open buffer (shutdown, partition revocation)."""
+        for key in list(self._buffers):
+            if key in self._buffers:
+                await self._close(key, "flush")

@@ -1,0 +1,108 @@
+"""Question ingest: validate, dead-letter the bad, deduplicate, batch per (service, user).
+
+The path of one record: raw bytes -> `schemas.wire.decode` -> either a dead letter
+(produced, then the source is acknowledged) or a place in its cluster's buffer. When the
+buffer closes, the batch is produced to `batches` and only then are its source records
+acknowledged, so a crash between ingest and produce loses nothing: Kafka redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from schemas.batch import Batch, BatchedQuestion, ClusterKey, Trigger
+from schemas.question import Question
+from schemas.settings import Settings
+from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
+from schemas.wire import WireError, dead_letter, decode
+from streams.batcher import KeyedBatcher
+from streams.dedup import RecentIds
+from streams.sink import DeliverySink
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], Awaitable[None]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A validated question waiting in a buffer, with the ack of its source record."""
+
+    question: Question
+    ingested_ts: int
+    ack: Ack
+
+
+@dataclass
+class IngestCounters:
+    accepted: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    batches: int = 0
+
+
+class Ingest:
+    """Turns question records into batches; owns the batcher and the dedup memory."""
+
+    def __init__(self, settings: Settings, sink: DeliverySink) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.source_topic = topic_name(settings, "questions")
+        self.dlq_topic = topic_name(settings, QUESTIONS_DLQ)
+        self.batch_topic = topic_name(settings, BATCHES)
+        self.recent = RecentIds(settings.dedup_capacity)
+        self.counters = IngestCounters()
+        self.batcher: KeyedBatcher[ClusterKey, Pending] = KeyedBatcher(
+            self._emit,
+            window_s=settings.batch_window_ms / 1000,
+            max_size=settings.batch_max_size,
+            max_bytes=settings.batch_max_bytes,
+        )
+
+    async def handle(self, key: bytes | None, value: bytes | None, partition: int, offset: int, ack: Ack) -> None:
+        """Process one source record. Never raises on bad input."""
+        try:
+            question = decode(value, Question, self.settings.max_payload_bytes)
+        except WireError as err:
+            self.counters.dead_lettered += 1
+            log.warning(
+                "question dead-lettered",
+                extra={"error_class": err.error_class, "partition": partition, "offset": offset},
+            )
+            record = dead_letter(value, key, err, self.source_topic, partition, offset)
+            await self.sink.send_then(self.dlq_topic, record.to_bytes(), key, ack)
+            return
+        if self.recent.seen_before(question.question_id):
+            self.counters.duplicates += 1
+            log.info("duplicate question_id skipped", extra={"question_id": str(question.question_id)})
+            await ack()
+            return
+        self.counters.accepted += 1
+        cluster = ClusterKey(service=question.service, user_id=question.user_id)
+        await self.batcher.add(cluster, Pending(question, now_ms(), ack), len(value or b""))
+
+    async def _emit(self, cluster: ClusterKey, items: list[Pending], trigger: Trigger) -> None:
+        batch = Batch(
+            batch_id=uuid.uuid4(),
+            cluster_key=cluster,
+            trigger=trigger,
+            questions=[BatchedQuestion(question=p.question, ingested_ts=p.ingested_ts) for p in items],
+            created_ts=now_ms(),
+        )
+        self.counters.batches += 1
+        acks = [p.ack for p in items]
+
+        async def ack_all() -> None:
+            for ack in acks:
+                await ack()
+
+        log.debug("batch emitted", extra={"batch_id": str(batch.batch_id), "size": len(items), "trigger": trigger})
+        await self.sink.send_then(self.batch_topic, batch.to_bytes(), cluster.as_key(), ack_all)

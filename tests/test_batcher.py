@@ -1,0 +1,62 @@
+"""The per-key batcher on its own: which trigger closes a buffer, and what it holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.batcher import KeyedBatcher
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, list[int], str]] = []
+
+    async def __call__(self, key: str, items: list[int], trigger: str) -> None:
+        self.emitted.append((key, items, trigger))
+
+
+async def test_count_trigger_caps_batch_at_max_size() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=10, max_size=100, max_bytes=10**9)
+    for i in range(250):
+        await b.add("k", i, 1)
+    assert [len(items) for _, items, _ in rec.emitted] == [100, 100]
+    assert {t for _, _, t in rec.emitted} == {"count"}
+    assert b.buffered == 50
+
+
+async def test_bytes_trigger_never_exceeds_limit() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=10, max_size=100, max_bytes=1000)
+    for i in range(10):
+        await b.add("k", i, 300)
+    sizes = [len(items) for _, items, _ in rec.emitted]
+    assert sizes == [3, 3, 3] and all(t == "bytes" for _, _, t in rec.emitted)
+
+
+async def test_time_trigger_and_keys_stay_apart() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=0.05, max_size=100, max_bytes=10**9)
+    timer = asyncio.create_task(b.run_timer())
+    await b.add("a", 1, 1)
+    await b.add("b", 2, 1)
+    await b.add("a", 3, 1)
+    await asyncio.sleep(0.2)
+    timer.cancel()
+    assert sorted((k, items, t) for k, items, t in rec.emitted) == [("a", [1, 3], "time"), ("b", [2], "time")]
+
+
+async def test_flush_all_empties_every_buffer() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=10, max_size=100, max_bytes=10**9)
+    await b.add("a", 1, 1)
+    await b.add("b", 2, 1)
+    await b.flush_all()
+    assert b.buffered == 0 and len(rec.emitted) == 2
+
+
+def test_rejects_non_positive_limits() -> None:
+    with pytest.raises(ValueError):
+        KeyedBatcher(Recorder(), window_s=0, max_size=1, max_bytes=1)

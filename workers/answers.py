@@ -1,0 +1,60 @@
+"""Turns a reasoner's output into `Answer` messages with the latency breakdown."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from schemas.answer import Answer, AnswerItem, Latency, ModelInfo
+from schemas.batch import Batch
+from workers.reasoner import Reasoned
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _clip(score: float) -> float:
+    return min(1.0, max(0.0, float(score)))
+
+
+def build_answers(
+    batch: Batch, results: Sequence[Reasoned], model: ModelInfo, started_ms: int, finished_ms: int
+) -> list[Answer]:
+    """One Answer per question of `batch`, in order."""
+    answers = []
+    for item, result in zip(batch.questions, results, strict=True):
+        q = item.question
+        latency = Latency(
+            ingest_ms=float(max(0, item.ingested_ts - q.ts)),
+            batch_wait_ms=float(max(0, batch.created_ts - item.ingested_ts)),
+            queue_ms=float(max(0, started_ms - batch.created_ts)),
+            inference_ms=float(finished_ms - started_ms),
+            total_ms=float(max(0, finished_ms - q.ts)),
+        )
+        answers.append(
+            Answer(
+                question_id=q.question_id,
+                service=q.service,
+                user_id=q.user_id,
+                text=q.text,
+                status=result.status,
+                answers=[AnswerItem(entity=e, score=_clip(s)) for e, s in result.answers],
+                paths=[list(p) for p in result.paths],
+                topic_entity=result.topic_entity,
+                sentence=result.sentence,
+                confidence=_clip(result.confidence),
+                reason=result.reason,
+                model=model,
+                batch_id=batch.batch_id,
+                question_ts=q.ts,
+                answered_ts=finished_ms,
+                latency=latency,
+            )
+        )
+    return answers
+
+
+def error_results(n: int, reason: str) -> list[Reasoned]:
+    """What a batch gets when the reasoner itself failed: an explicit error, never silence."""
+    return [Reasoned(status="error", reason=reason) for _ in range(n)]

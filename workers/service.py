@@ -1,0 +1,112 @@
+"""The batch worker: consume `batches`, answer each with one reasoner call, deliver, commit.
+
+Delivery order for one batch (DESIGN.md, delivery rules):
+1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
+2. rows are inserted into PostgreSQL keyed by question_id (retrying while the database is
+   down); the first batch to answer a question owns its row;
+3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
+4. only then is the batch's offset committed.
+A crash anywhere before 4 redelivers the batch; step 2 finds its own rows and step 3
+re-produces them, so the table never holds a duplicate and no answer is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+
+from autoglm.db import create_pool, executemany_with_retry, fetch_with_retry
+from schemas.answer import Answer, ModelInfo
+from schemas.batch import Batch
+from schemas.kafka_config import consumer_config, producer_config
+from schemas.rows import INSERT_ANSWER, SELECT_OWNERS, answer_row
+from schemas.settings import Settings
+from schemas.topics import ANSWERS, BATCHES, QUESTIONS_DLQ, topic_name
+from schemas.wire import WireError, dead_letter
+from workers.answers import build_answers, error_results, now_ms
+from workers.reasoner import Reasoned, Reasoner
+
+log = logging.getLogger(__name__)
+
+
+class BatchWorker:
+    """One member of the worker consumer group."""
+
+    def __init__(self, settings: Settings, reasoner: Reasoner) -> None:
+        self.settings = settings
+        self.reasoner = reasoner
+        self.model = ModelInfo(name=reasoner.name, version=reasoner.version)
+        self.client_id = f"autoglm-worker-{os.getpid()}"
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner")
+        self.answered = 0
+        self.batches = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then finish the batch in hand and leave the group."""
+        consumer = AIOKafkaConsumer(
+            topic_name(self.settings, BATCHES),
+            **consumer_config(self.settings, self.settings.worker_group_id, self.client_id),
+        )
+        producer = AIOKafkaProducer(**producer_config(self.settings, self.client_id))
+        pool = await create_pool(self.settings.dsn)
+        await producer.start()
+        await consumer.start()
+        log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
+        try:
+            while not stop.is_set():
+                polled = await consumer.getmany(timeout_ms=200, max_records=8)
+                for tp, records in polled.items():
+                    for record in records:
+                        await self._process(record, producer, pool)
+                    await self._commit(consumer, tp, records[-1].offset + 1)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+            self.executor.shutdown(wait=False)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except CommitFailedError as exc:  # partition moved in a rebalance: its new owner redoes it
+            log.warning("commit failed after rebalance, batch will be redelivered: %r", exc)
+
+    async def _process(self, record: ConsumerRecord, producer: AIOKafkaProducer, pool: asyncpg.Pool) -> None:
+        try:
+            batch = Batch.from_bytes(record.value)
+        except (ValueError, ValidationError) as exc:
+            err = WireError("schema_validation", f"undecodable batch: {exc}"[:2000])
+            letter = dead_letter(record.value, record.key, err, record.topic, record.partition, record.offset)
+            await (await producer.send(topic_name(self.settings, QUESTIONS_DLQ), letter.to_bytes()))
+            return
+        started = now_ms()
+        results = await self._reason(batch)
+        answers = build_answers(batch, results, self.model, started, now_ms())
+        await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for a in answers])
+        owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for a in answers])
+        owned = [a for a in answers if owners.get(a.question_id) == batch.batch_id]
+        await self._produce(producer, owned)
+        self.batches += 1
+        self.answered += len(owned)
+        log.debug("batch answered", extra={"batch_id": str(batch.batch_id), "answers": len(owned)})
+
+    async def _reason(self, batch: Batch) -> list[Reasoned]:
+        questions = [item.question for item in batch.questions]
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self.reasoner.answer_batch, questions)
+        except Exception as exc:  # a reasoner bug must not stall the partition
+            log.exception("reasoner failed", extra={"batch_id": str(batch.batch_id)})
+            return error_results(len(questions), f"reasoner failed: {type(exc).__name__}: {exc}"[:500])
+
+    async def _produce(self, producer: AIOKafkaProducer, answers: list[Answer]) -> None:
+        topic = topic_name(self.settings, ANSWERS)
+        deliveries = [await producer.send(topic, a.to_bytes(), key=a.user_id.encode()) for a in answers]
+        await asyncio.gather(*deliveries)
