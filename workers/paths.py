@@ -1,0 +1,66 @@
+"""Following relation paths through the KB for many questions at once, and explaining them.
+
+A batch of G walks that share one relation path r1..rk is a chain of sparse products:
+
+    L0 = one_hot(starts)            (G x N)
+    Lk = L(k-1) @ A[rk]             (G x N), Lk[g, e] = number of walks start_g -> e
+
+so a whole batch costs k sparse matrix products, whatever the neighbourhood sizes.
+Backtracking an answer e of row g picks, layer by layer, a predecessor m with
+L(k-1)[g, m] > 0 and an rk edge m -> e (the one carrying most walks), also vectorised.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from workers.kb import KnowledgeBase
+
+
+def follow(kb: KnowledgeBase, starts: np.ndarray, path: Sequence[int]) -> list[sp.csr_matrix]:
+    """Walk counts after each hop of `path` from each start: `len(path) + 1` layers."""
+    layers = [kb.one_hot(np.asarray(starts, dtype=np.int64))]
+    for relation in path:
+        layers.append((layers[-1] @ kb.adjacency[relation]).tocsr())
+    return layers
+
+
+def follow_from(kb: KnowledgeBase, frontier: sp.csr_matrix, path: Sequence[int]) -> sp.csr_matrix:
+    """The last layer only, from an arbitrary (G x N) frontier."""
+    for relation in path:
+        frontier = (frontier @ kb.adjacency[relation]).tocsr()
+    return frontier
+
+
+def backtrack(
+    kb: KnowledgeBase,
+    layers: Sequence[sp.csr_matrix],
+    path: Sequence[int],
+    rows: np.ndarray,
+    ends: np.ndarray,
+) -> np.ndarray:
+    """Entity ids of one walk per (row, end) pair: shape (len(rows), len(path) + 1).
+
+    `ends[i]` must be reached by row `rows[i]` in the last layer.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    walks = np.empty((len(rows), len(path) + 1), dtype=np.int64)
+    walks[:, -1] = ends
+    if len(rows) == 0:
+        return walks
+    for hop in range(len(path), 0, -1):
+        back = kb.adjacency[kb.inverse(path[hop - 1])]
+        # (P x N): predecessors of each current node along the hop's relation, weighted by
+        # how many walks reach them from the row's start.
+        candidates = back[walks[:, hop]].multiply(layers[hop - 1][rows]).tocsr()
+        walks[:, hop - 1] = np.asarray(candidates.argmax(axis=1)).ravel()
+    return walks
+
+
+def walk_counts(layer: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(entity ids, walk counts) reached by one row of a layer."""
+    lo, hi = layer.indptr[row], layer.indptr[row + 1]
+    return layer.indices[lo:hi], layer.data[lo:hi]
