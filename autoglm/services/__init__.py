@@ -9,6 +9,7 @@ it unconditionally.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from autoglm.services._sync import run_sync
 from autoglm.services.kafka import (
@@ -45,10 +46,9 @@ def up(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     t0 = time.monotonic()
     kafka = start_kafka(settings)
-    where = settings.kafka_bootstrap_servers
-    _say("kafka", f"{kafka} ({where}" + ("" if kafka == "external" else f", log {kafka_log_file(settings)}") + ")")
+    _say("kafka", _describe(kafka, settings.kafka_bootstrap_servers, kafka_log_file(settings)))
     pg = start_postgres(settings)
-    _say("postgres", f"{pg} ({_redact(settings.dsn)}" + ("" if pg == "external" else f", log {pg_log_file(settings)}") + ")")
+    _say("postgres", _describe(pg, _redact(settings.dsn), pg_log_file(settings)))
     created, applied = run_sync(_kafka_ready_and_schema(settings))
     _say("kafka", "ready; topics " + (f"created: {', '.join(created)}" if created else "all present"))
     _say("postgres", "migrations " + (f"applied: {', '.join(applied)}" if applied else "up to date"))
@@ -60,6 +60,11 @@ def down(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     _say("kafka", stop_kafka(settings))
     _say("postgres", stop_postgres(settings))
+
+
+def _describe(status: str, target: str, log_file: Path) -> str:
+    """'started (127.0.0.1:9092, log ...)': where it runs and, for local services, where to look."""
+    return f"{status} ({target})" if status == "external" else f"{status} ({target}, log {log_file})"
 
 
 def _redact(dsn: str) -> str:

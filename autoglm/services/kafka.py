@@ -126,8 +126,8 @@ async def wait_for_kafka_async(settings: Settings, timeout_s: float = 120) -> No
                 last = exc
             if not settings.kafka_is_external and kafka_pid(settings) is None:
                 raise RuntimeError(
-                    f"The local Kafka broker exited while starting. Read {kafka_log_file(settings)}, "
-                    "fix the cause, then run `autoglm up` again."
+                    "No local Kafka broker is running (it exited while starting, or was never "
+                    f"started). Read {kafka_log_file(settings)}, fix the cause, then run `autoglm up`."
                 )
             await asyncio.sleep(0.25)
     where = (

@@ -8,12 +8,15 @@ on a Unix socket only and stops the server at interpreter exit, while we need TC
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import pwd
 import stat
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,23 @@ def start_postgres(settings: Settings) -> str:
     """
     if settings.postgres_is_external:
         return "external"
+    with _start_lock(settings):
+        status = _start_locked(settings)
+    run_sync(_bootstrap_async(settings))
+    return status
+
+
+@contextmanager
+def _start_lock(settings: Settings) -> Iterator[None]:
+    """Two `autoglm up` at once must not both run initdb or pg_ctl start on one PGDATA."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.state_dir / "postgres.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _start_locked(settings: Settings) -> str:
+    """Reuse the live server for this PGDATA or init/start one: 'reused' | 'started'."""
     pgdata = pg_data_dir(settings)
     port = running_port(settings)
     if port is not None and port != settings.postgres_port:
@@ -162,19 +182,18 @@ def start_postgres(settings: Settings) -> str:
             f"The embedded PostgreSQL in {pgdata} runs on port {port}, settings say "
             f"{settings.postgres_port}. Run `autoglm down` then `autoglm up`."
         )
-    status = "reused" if port is not None else "started"
-    if port is None:
-        _init_cluster(pgdata)
-        _write_conf(settings, pgdata)
-        try:
-            _pg("pg_ctl", ["-w", "-t", "60", "-l", str(pg_log_file(settings)), "start"], pgdata)
-        except RuntimeError as exc:
-            raise RuntimeError(
-                f"{exc}\nPostgreSQL did not start; read {pg_log_file(settings)} "
-                f"(is port {settings.postgres_port} taken? set AUTOGLM_POSTGRES_PORT)."
-            ) from None
-    run_sync(_bootstrap_async(settings))
-    return status
+    if port is not None:
+        return "reused"
+    _init_cluster(pgdata)
+    _write_conf(settings, pgdata)
+    try:
+        _pg("pg_ctl", ["-w", "-t", "60", "-l", str(pg_log_file(settings)), "start"], pgdata)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"{exc}\nPostgreSQL did not start; read {pg_log_file(settings)} "
+            f"(is port {settings.postgres_port} taken? set AUTOGLM_POSTGRES_PORT)."
+        ) from None
+    return "started"
 
 
 def stop_postgres(settings: Settings) -> str:

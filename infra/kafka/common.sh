@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by start.sh and stop.sh (sourced; expects STATE, PID_FILE, HERE, say, die).
 
 # Print the pid of our live broker, or fail. Checks the command line so a recycled pid is not

@@ -27,7 +27,7 @@ if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   exit 0
 fi
 
-# shellcheck source=infra/kafka/common.sh
+# shellcheck source=common.sh disable=SC1091
 source "$HERE/common.sh"
 
 mkdir -p "$STATE"
@@ -74,6 +74,7 @@ jvm=("${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryErr
      -Djava.awt.headless=true "$LOG4J")
 # Own session (setsid) so a Ctrl-C or a killed process group of the caller leaves the broker up;
 # the inner shell writes its own pid and execs java, so the pid file names the JVM itself.
+# shellcheck disable=SC2016 # $$ and $@ are for the inner shell
 launcher=(bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" java "${jvm[@]}" -cp "$CP" kafka.Kafka "$CONFIG")
 if command -v setsid >/dev/null; then launcher=(setsid "${launcher[@]}"); fi
 echo "===== start $(date -u +%FT%TZ) =====" >>"$LOG_FILE"

@@ -18,7 +18,7 @@ if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   exit 0
 fi
 
-# shellcheck source=infra/kafka/common.sh
+# shellcheck source=common.sh disable=SC1091
 source "$HERE/common.sh"
 
 if ! pid="$(broker_pid)"; then
