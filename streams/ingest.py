@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import orjson
+
 from schemas.batch import Batch, BatchedQuestion, ClusterKey, Trigger
 from schemas.question import Question
 from schemas.settings import Settings
@@ -30,6 +32,17 @@ Ack = Callable[[], Awaitable[None]]
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def payload_bytes(question: Question) -> int:
+    """What the bytes limit counts: the question's content (text, topic entity, context),
+    not the JSON envelope, so ids and timestamps do not eat into a batch."""
+    size = len(question.text.encode())
+    if question.topic_entity:
+        size += len(question.topic_entity.encode())
+    if question.context:
+        size += len(orjson.dumps(question.context))
+    return size
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Ingest:
             return
         self.counters.accepted += 1
         cluster = ClusterKey(service=question.service, user_id=question.user_id)
-        await self.batcher.add(cluster, Pending(question, now_ms(), ack), len(value or b""))
+        await self.batcher.add(cluster, Pending(question, now_ms(), ack), payload_bytes(question))
 
     async def _emit(self, cluster: ClusterKey, items: list[Pending], trigger: Trigger) -> None:
         batch = Batch(

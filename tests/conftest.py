@@ -1,0 +1,182 @@
+"""Fixtures: the real Kafka and PostgreSQL (started by `autoglm up`), isolated topics per
+test, and the pipeline as real child processes.
+
+Isolation: every test gets its own topic prefix, stream app id and worker group, so tests
+share one broker and one database without seeing each other's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import asyncpg
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from schemas.settings import Settings, get_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def services() -> Settings:
+    """Kafka and PostgreSQL up (idempotent: reuses what runs), topics and migrations in place."""
+    from autoglm.services import up
+
+    settings = get_settings()
+    up(settings)
+    return settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process see exactly `settings`."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None or name in ("kafka_bootstrap_servers", "database_url"):
+            continue
+        env[f"AUTOGLM_{name.upper()}"] = str(value)
+    env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    env["AUTOGLM_DATABASE_URL"] = settings.dsn
+    return env
+
+
+@pytest.fixture
+def isolated(services: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Settings with a private topic prefix, app id and group id; topics created."""
+    from autoglm.services.kafka import ensure_topics
+
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    settings = services.model_copy(
+        update={
+            "topic_prefix": f"{tag}-",
+            "stream_app_id": f"{tag}-streams",
+            "worker_group_id": f"{tag}-workers",
+            "partitions": 3,
+        }
+    )
+    ensure_topics(settings)
+    return settings
+
+
+class Pipeline:
+    """The stream processor and workers as real processes, for one test."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.env = settings_env(settings)
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def configure(self, **updates: object) -> None:
+        """Change settings (e.g. batch limits) for processes started after this call."""
+        self.settings = self.settings.model_copy(update=updates)
+        self.env = settings_env(self.settings)
+
+    def start(self, name: str, role: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        cmd = [sys.executable, "-m", "autoglm.cli", "--log-level", "INFO", "run", f"--{role}-only"]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
+
+
+@pytest.fixture
+def pipeline(isolated: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    pipe = Pipeline(isolated, tmp_path)
+    yield pipe
+    pipe.stop()
+
+
+# --- a Kafka client that is not ours: confluent-kafka (librdkafka) -------------------------
+
+
+def foreign_producer(settings: Settings) -> Producer:
+    return Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True, "acks": "all"})
+
+
+def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Produce raw (key, value) pairs with librdkafka and wait for every delivery."""
+    producer = foreign_producer(settings)
+    errors: list[str] = []
+
+    def report(err, msg) -> None:  # noqa: ANN001
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=report)
+        producer.poll(0)
+    assert producer.flush(30) == 0, "records were not delivered"
+    assert not errors, errors
+
+
+def read_topic(settings: Settings, topic: str, expect: int, timeout_s: float = 120.0) -> list:
+    """Read `topic` from the beginning with librdkafka until `expect` records or the timeout.
+
+    After reaching `expect` it keeps reading a little longer, so duplicates would show.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list = []
+    deadline = time.monotonic() + timeout_s
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                out.append(msg)
+            if len(out) >= expect and settle_until is None:
+                settle_until = time.monotonic() + 3.0
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+async def count_rows(settings: Settings, table: str, ids: list[uuid.UUID]) -> int:
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        key = "question_id"
+        return await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {key} = ANY($1::uuid[])", ids)
+    finally:
+        await conn.close()
+
+
+def rows(settings: Settings, table: str, ids: list[uuid.UUID]) -> int:
+    return asyncio.run(count_rows(settings, table, ids))
