@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workers.kb import KnowledgeBase
-from workers.paths import follow_from
+from workers.paths import follow_from, step
 
 Path = tuple[int, ...]
 
@@ -64,7 +64,9 @@ def _gold_matrix(kb: KnowledgeBase, questions: Sequence[MinedQuestion]) -> sp.cs
     )
 
 
-def _enumerate(kb: KnowledgeBase, frontier: sp.csr_matrix, prefix: Path, length: int) -> Iterator[tuple[Path, sp.csr_matrix]]:
+def _enumerate(
+    kb: KnowledgeBase, frontier: sp.csr_matrix, start: sp.csr_matrix, prefix: Path, length: int
+) -> Iterator[tuple[Path, sp.csr_matrix]]:
     """Every path of exactly `length` more hops that reaches something from `frontier`."""
     if length == 0:
         yield prefix, frontier
@@ -72,8 +74,9 @@ def _enumerate(kb: KnowledgeBase, frontier: sp.csr_matrix, prefix: Path, length:
     present = np.unique(frontier.indices)
     usable = np.unique(kb.out_relations[present].indices)
     for relation in usable:
-        nxt = (frontier @ kb.adjacency[relation]).tocsr()
-        yield from _enumerate(kb, nxt, prefix + (int(relation),), length - 1)
+        nxt = step(kb, frontier, int(relation), start)
+        if nxt.nnz:
+            yield from _enumerate(kb, nxt, start, prefix + (int(relation),), length - 1)
 
 
 def _candidates(kb: KnowledgeBase, sample: Sequence[MinedQuestion], max_hops: int) -> list[Path]:
@@ -84,7 +87,7 @@ def _candidates(kb: KnowledgeBase, sample: Sequence[MinedQuestion], max_hops: in
     start = kb.one_hot(topics)
     scored: list[tuple[float, int, Path]] = []
     for length in range(1, max_hops + 1):
-        for path, reached in _enumerate(kb, start, (), length):
+        for path, reached in _enumerate(kb, start, start, (), length):
             scored.append((float(answer_f1(kb, reached, topics, gold, n_gold).mean()), length, path))
         if max(s for s, _, _ in scored or [(0.0, 0, ())]) >= GOOD_ENOUGH_F1:
             break

@@ -6,6 +6,10 @@ A batch of G walks that share one relation path r1..rk is a chain of sparse prod
     Lk = L(k-1) @ A[rk]             (G x N), Lk[g, e] = number of walks start_g -> e
 
 so a whole batch costs k sparse matrix products, whatever the neighbourhood sizes.
+
+Walks never come back to their start: "films that share actors with X" are the *other*
+films, and their writers are the other films' writers. (MetaQA's gold answers follow this
+rule at every hop, not only the last: with it 3-hop Hits@1 goes from 0.83 to ~0.99.)
 Backtracking an answer e of row g picks, layer by layer, a predecessor m with
 L(k-1)[g, m] > 0 and an rk edge m -> e (the one carrying most walks), also vectorised.
 """
@@ -22,17 +26,27 @@ from workers.kb import KnowledgeBase
 
 def follow(kb: KnowledgeBase, starts: np.ndarray, path: Sequence[int]) -> list[sp.csr_matrix]:
     """Walk counts after each hop of `path` from each start: `len(path) + 1` layers."""
-    layers = [kb.one_hot(np.asarray(starts, dtype=np.int64))]
+    start = kb.one_hot(np.asarray(starts, dtype=np.int64))
+    layers = [start]
     for relation in path:
-        layers.append((layers[-1] @ kb.adjacency[relation]).tocsr())
+        layers.append(step(kb, layers[-1], relation, start))
     return layers
 
 
-def follow_from(kb: KnowledgeBase, frontier: sp.csr_matrix, path: Sequence[int]) -> sp.csr_matrix:
-    """The last layer only, from an arbitrary (G x N) frontier."""
+def follow_from(kb: KnowledgeBase, start: sp.csr_matrix, path: Sequence[int]) -> sp.csr_matrix:
+    """The last layer only, from a one-entity-per-row start (`kb.one_hot`)."""
+    frontier = start
     for relation in path:
-        frontier = (frontier @ kb.adjacency[relation]).tocsr()
+        frontier = step(kb, frontier, relation, start)
     return frontier
+
+
+def step(kb: KnowledgeBase, frontier: sp.csr_matrix, relation: int, start: sp.csr_matrix) -> sp.csr_matrix:
+    """One hop along `relation`, walks that return to their row's start dropped."""
+    nxt = (frontier @ kb.adjacency[relation]).tocsr()
+    nxt = (nxt - nxt.multiply(start > 0)).tocsr()
+    nxt.eliminate_zeros()
+    return nxt
 
 
 def backtrack(
