@@ -16,6 +16,7 @@ from typing import AsyncIterator, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
+from autoglm.kafka_meta import partitions_of
 from schemas.answer import Answer
 from schemas.kafka_config import common_config, producer_config
 from schemas.question import Question
@@ -59,10 +60,11 @@ async def answers_tail(settings: Settings) -> tuple[AIOKafkaConsumer, list[Topic
     topic = topic_name(settings, ANSWERS)
     consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    if not parts:
+    try:
+        parts = await partitions_of(consumer, topic)
+    except RuntimeError:
         await consumer.stop()
-        raise RuntimeError(f"topic {topic!r} does not exist: run `autoglm up` first")
+        raise
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     for tp in parts:  # resolve the lazy seek now, before anything is produced

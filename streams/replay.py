@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from autoglm.db import create_pool, executemany_with_retry
+from autoglm.kafka_meta import partitions_of
 from schemas.answer import Answer
 from schemas.feedback import Feedback
 from schemas.kafka_config import common_config
@@ -82,9 +83,7 @@ async def replay(
     result = ReplayResult()
     out: IO[bytes] | None = export.open("wb") if export else None
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not parts:
-            raise RuntimeError(f"topic {topic!r} does not exist: run `autoglm up` first")
+        parts = await partitions_of(consumer, topic)
         consumer.assign(parts)
         starts, stops = await _bounds(consumer, parts, start, end)
         for tp in parts:
