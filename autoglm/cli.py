@@ -176,6 +176,38 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.gnn.train import main as train_main
+
+    return train_main(args.rest)
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from workers.gnn.explain import render
+
+    async def fetch() -> dict | None:
+        conn = await asyncpg.connect(settings.dsn)
+        try:
+            payload = await conn.fetchval("SELECT payload FROM answers WHERE question_id = $1::uuid", args.question_id)
+        finally:
+            await conn.close()
+        return orjson.loads(payload) if payload else None
+
+    payload = asyncio.run(fetch())
+    if payload is None:
+        raise ValueError(f"no answer stored for question_id {args.question_id}: ask it first (`autoglm ask`)")
+    print(render(payload, args.format))
+    return 0
+
+
+def cmd_bench_reasoner(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.bench_reasoner import main as bench_main
+
+    return bench_main(args.rest)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from autoglm.demo import run_demo
 
@@ -228,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--reasoner", choices=["baseline", "gnn"])
 
+    p = sub.add_parser("train", help="train the GNN reasoner on qa_train (see workers/checkpoints)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer (try --help)")
+
+    p = sub.add_parser("explain", help="render an answered question's subgraph with its path highlighted")
+    p.add_argument("question_id")
+    p.add_argument("--format", choices=["dot", "svg", "mermaid"], default="mermaid")
+
+    p = sub.add_parser("bench-reasoner", help="questions/second of the reasoner alone, per stage")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
     p = sub.add_parser("demo", help="run the pipeline on qa_val questions and summarise")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--workers", type=int, default=1)
@@ -246,6 +288,9 @@ COMMANDS = {
     "replay": cmd_replay,
     "eval": cmd_eval,
     "demo": cmd_demo,
+    "train": cmd_train,
+    "explain": cmd_explain,
+    "bench-reasoner": cmd_bench_reasoner,
 }
 
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
 
     # --- workers --------------------------------------------------------------
     worker_group_id: str = "autoglm-workers"
+    worker_max_batches: int = 16  # batches polled together share one reasoner call
     reasoner: str = "baseline"
     device: str = "auto"
     torch_threads: int = 0

@@ -2,6 +2,7 @@
 
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
+   batches polled together share that call, which amortises the fixed cost per call;
 2. rows are inserted into PostgreSQL keyed by question_id (retrying while the database is
    down); the first batch to answer a question owns its row;
 3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
@@ -49,7 +50,7 @@ class BatchWorker:
         self.batches = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set, then finish the batch in hand and leave the group."""
+        """Consume until `stop` is set, then finish the batches in hand and leave the group."""
         consumer = AIOKafkaConsumer(
             topic_name(self.settings, BATCHES),
             **consumer_config(self.settings, self.settings.worker_group_id, self.client_id),
@@ -61,11 +62,13 @@ class BatchWorker:
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
         try:
             while not stop.is_set():
-                polled = await consumer.getmany(timeout_ms=200, max_records=8)
-                for tp, records in polled.items():
-                    for record in records:
-                        await self._process(record, producer, pool)
-                    await self._commit(consumer, tp, records[-1].offset + 1)
+                polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
+                records = [r for recs in polled.values() for r in recs]
+                if not records:
+                    continue
+                await self._process(records, producer, pool)
+                for tp, recs in polled.items():
+                    await self._commit(consumer, tp, recs[-1].offset + 1)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -78,32 +81,47 @@ class BatchWorker:
         except CommitFailedError as exc:  # partition moved in a rebalance: its new owner redoes it
             log.warning("commit failed after rebalance, batch will be redelivered: %r", exc)
 
-    async def _process(self, record: ConsumerRecord, producer: AIOKafkaProducer, pool: asyncpg.Pool) -> None:
+    async def _process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer, pool: asyncpg.Pool) -> None:
+        """Answer the polled batches: one reasoner call over all their questions, one
+        database transaction, one round of produces."""
+        batches = [b for b in [await self._decode(r, producer) for r in records] if b is not None]
+        if not batches:
+            return
+        started = now_ms()
+        results = await self._reason(batches)
+        finished = now_ms()
+        answers: list[Answer] = []
+        for batch in batches:
+            mine, results = results[: len(batch.questions)], results[len(batch.questions) :]
+            answers += build_answers(batch, mine, self.model, started, finished)
+        await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for a in answers])
+        owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for a in answers])
+        owned = [a for a in answers if owners.get(a.question_id) == a.batch_id]
+        await self._produce(producer, owned)
+        self.batches += len(batches)
+        self.answered += len(owned)
+        log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for b in batches], "answers": len(owned)})
+
+    async def _decode(self, record: ConsumerRecord, producer: AIOKafkaProducer) -> Batch | None:
+        """The batch in `record`, or None after dead-lettering an undecodable one."""
         try:
-            batch = Batch.from_bytes(record.value)
+            return Batch.from_bytes(record.value)
         except (ValueError, ValidationError) as exc:
             err = WireError("schema_validation", f"undecodable batch: {exc}"[:2000])
             letter = dead_letter(record.value, record.key, err, record.topic, record.partition, record.offset)
             await (await producer.send(topic_name(self.settings, QUESTIONS_DLQ), letter.to_bytes()))
-            return
-        started = now_ms()
-        results = await self._reason(batch)
-        answers = build_answers(batch, results, self.model, started, now_ms())
-        await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for a in answers])
-        owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for a in answers])
-        owned = [a for a in answers if owners.get(a.question_id) == batch.batch_id]
-        await self._produce(producer, owned)
-        self.batches += 1
-        self.answered += len(owned)
-        log.debug("batch answered", extra={"batch_id": str(batch.batch_id), "answers": len(owned)})
+            return None
 
-    async def _reason(self, batch: Batch) -> list[Reasoned]:
-        questions = [item.question for item in batch.questions]
+    async def _reason(self, batches: list[Batch]) -> list[Reasoned]:
+        questions = [item.question for batch in batches for item in batch.questions]
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, self.reasoner.answer_batch, questions)
+            results = await loop.run_in_executor(self.executor, self.reasoner.answer_batch, questions)
+            if len(results) != len(questions):
+                raise RuntimeError(f"reasoner returned {len(results)} results for {len(questions)} questions")
+            return results
         except Exception as exc:  # a reasoner bug must not stall the partition
-            log.exception("reasoner failed", extra={"batch_id": str(batch.batch_id)})
+            log.exception("reasoner failed", extra={"batch_ids": [str(b.batch_id) for b in batches]})
             return error_results(len(questions), f"reasoner failed: {type(exc).__name__}: {exc}"[:500])
 
     async def _produce(self, producer: AIOKafkaProducer, answers: list[Answer]) -> None:
