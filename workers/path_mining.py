@@ -43,13 +43,15 @@ class MinedQuestion:
     n_answers: int  # all gold answers, found in the KB or not
 
 
-def answer_f1(kb: KnowledgeBase, reached: sp.csr_matrix, topics: np.ndarray, gold: sp.csr_matrix, n_gold: np.ndarray) -> np.ndarray:
-    """Per-row F1 between the entities reached (topic excluded) and the gold answers."""
-    hit = (reached > 0).astype(np.float32).tocsr()
-    hit = hit - hit.multiply(kb.one_hot(topics))  # the question's own entity is never an answer
-    hit.eliminate_zeros()
-    n_hit = np.asarray(hit.sum(axis=1)).ravel()
-    tp = np.asarray(hit.multiply(gold).sum(axis=1)).ravel()
+def answer_f1(reached: sp.csr_matrix, gold: sp.csr_matrix, n_gold: np.ndarray) -> np.ndarray:
+    """Per-row F1 between the entities reached and the gold answers (both G x N)."""
+    n = reached.shape[1]
+    reached_rows = np.repeat(np.arange(reached.shape[0]), np.diff(reached.indptr))
+    gold_rows = np.repeat(np.arange(gold.shape[0]), np.diff(gold.indptr))
+    # (row, entity) pairs as one int64 each: set intersection in numpy, no sparse algebra.
+    hits = np.isin(reached_rows * n + reached.indices, gold_rows * n + gold.indices)
+    tp = np.bincount(reached_rows[hits], minlength=reached.shape[0]).astype(np.float64)
+    n_hit = np.diff(reached.indptr).astype(np.float64)
     precision = np.divide(tp, n_hit, out=np.zeros_like(tp), where=n_hit > 0)
     recall = np.divide(tp, n_gold, out=np.zeros_like(tp), where=n_gold > 0)
     total = precision + recall
@@ -59,13 +61,15 @@ def answer_f1(kb: KnowledgeBase, reached: sp.csr_matrix, topics: np.ndarray, gol
 def _gold_matrix(kb: KnowledgeBase, questions: Sequence[MinedQuestion]) -> sp.csr_matrix:
     rows = np.repeat(np.arange(len(questions)), [len(q.answers) for q in questions])
     cols = np.fromiter((a for q in questions for a in q.answers), dtype=np.int64, count=len(rows))
-    return sp.csr_matrix(
+    gold = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(questions), kb.num_entities)
     )
+    gold.sum_duplicates()
+    return gold
 
 
 def _enumerate(
-    kb: KnowledgeBase, frontier: sp.csr_matrix, start: sp.csr_matrix, prefix: Path, length: int
+    kb: KnowledgeBase, frontier: sp.csr_matrix, starts: np.ndarray, prefix: Path, length: int
 ) -> Iterator[tuple[Path, sp.csr_matrix]]:
     """Every path of exactly `length` more hops that reaches something from `frontier`."""
     if length == 0:
@@ -74,44 +78,68 @@ def _enumerate(
     present = np.unique(frontier.indices)
     usable = np.unique(kb.out_relations[present].indices)
     for relation in usable:
-        nxt = step(kb, frontier, int(relation), start)
+        nxt = step(kb, frontier, int(relation), starts)
         if nxt.nnz:
-            yield from _enumerate(kb, nxt, start, prefix + (int(relation),), length - 1)
+            yield from _enumerate(kb, nxt, starts, prefix + (int(relation),), length - 1)
 
 
-def _candidates(kb: KnowledgeBase, sample: Sequence[MinedQuestion], max_hops: int) -> list[Path]:
-    """The best few paths on the sample, shorter first among equals."""
-    topics = np.array([q.topic for q in sample])
-    gold = _gold_matrix(kb, sample)
-    n_gold = np.array([q.n_answers for q in sample], dtype=np.float32)
-    start = kb.one_hot(topics)
-    scored: list[tuple[float, int, Path]] = []
+def _candidates(kb: KnowledgeBase, samples: Sequence[Sequence[MinedQuestion]], max_hops: int) -> list[list[Path]]:
+    """The best few paths of each group on its sample, shorter first among equals.
+
+    The samples of many groups are stacked into one matrix, so each path is enumerated
+    once per block of groups rather than once per group (sparse calls cost mostly overhead).
+    A group stops deepening once one of its paths fits its sample well enough.
+    """
+    rows = [q for sample in samples for q in sample]
+    owner = np.repeat(np.arange(len(samples)), [len(s) for s in samples])
+    size = np.bincount(owner, minlength=len(samples)).astype(np.float64)
+    scored: list[list[tuple[float, int, Path]]] = [[] for _ in samples]
+    active = np.ones(len(samples), dtype=bool)
     for length in range(1, max_hops + 1):
-        for path, reached in _enumerate(kb, start, start, (), length):
-            scored.append((float(answer_f1(kb, reached, topics, gold, n_gold).mean()), length, path))
-        if max(s for s, _, _ in scored or [(0.0, 0, ())]) >= GOOD_ENOUGH_F1:
+        keep = np.flatnonzero(active[owner])
+        sub = [rows[i] for i in keep]
+        topics = np.array([q.topic for q in sub])
+        gold = _gold_matrix(kb, sub)
+        n_gold = np.array([q.n_answers for q in sub], dtype=np.float64)
+        for path, reached in _enumerate(kb, kb.one_hot(topics), topics, (), length):
+            mean = np.bincount(owner[keep], weights=answer_f1(reached, gold, n_gold), minlength=len(samples)) / size
+            for g in np.flatnonzero(mean > 0):
+                scored[g].append((float(mean[g]), length, path))
+        for g in np.flatnonzero(active):
+            active[g] = max((s for s, _, _ in scored[g]), default=0.0) < GOOD_ENOUGH_F1
+        if not active.any():
             break
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return [path for score, _, path in scored[:CANDIDATES] if score > 0]
+    out = []
+    for group in scored:
+        group.sort(key=lambda item: (-item[0], item[1]))
+        out.append([path for _, _, path in group[:CANDIDATES]])
+    return out
 
 
-def mine_group(kb: KnowledgeBase, questions: Sequence[MinedQuestion], max_hops: int = 3) -> Counter[Path]:
-    """How many questions of one group each relation path explains best."""
-    candidates = _candidates(kb, questions[:SAMPLE_SIZE], max_hops)
+def _assign(kb: KnowledgeBase, questions: Sequence[MinedQuestion], candidates: Sequence[Path]) -> Counter[Path]:
+    """Give each question of a group the candidate that explains it best; count them."""
     if not candidates:
         return Counter()
     topics = np.array([q.topic for q in questions])
     gold = _gold_matrix(kb, questions)
-    n_gold = np.array([q.n_answers for q in questions], dtype=np.float32)
-    start = kb.one_hot(topics)
-    f1 = np.stack([answer_f1(kb, follow_from(kb, start, p), topics, gold, n_gold) for p in candidates])
+    n_gold = np.array([q.n_answers for q in questions], dtype=np.float64)
+    f1 = np.stack([answer_f1(follow_from(kb, topics, p), gold, n_gold) for p in candidates])
     best = f1.argmax(axis=0)  # ties go to the earlier (better on the sample) candidate
     return Counter(candidates[i] for i, score in zip(best, f1.max(axis=0)) if score > 0)
 
 
-def mine(kb: KnowledgeBase, questions: Sequence[MinedQuestion], max_hops: int = 3) -> dict[Hashable, Counter[Path]]:
+def mine(
+    kb: KnowledgeBase, questions: Sequence[MinedQuestion], max_hops: int = 3, block: int = 32
+) -> dict[Hashable, Counter[Path]]:
     """Mine every group: group -> Counter(relation path -> questions it explains best)."""
     groups: dict[Hashable, list[MinedQuestion]] = {}
     for q in questions:
         groups.setdefault(q.group, []).append(q)
-    return {group: mine_group(kb, members, max_hops) for group, members in groups.items()}
+    names = list(groups)
+    mined: dict[Hashable, Counter[Path]] = {}
+    for lo in range(0, len(names), block):
+        chunk = names[lo : lo + block]
+        candidates = _candidates(kb, [groups[g][:SAMPLE_SIZE] for g in chunk], max_hops)
+        for group, paths in zip(chunk, candidates):
+            mined[group] = _assign(kb, groups[group], paths)
+    return mined

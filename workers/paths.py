@@ -26,26 +26,30 @@ from workers.kb import KnowledgeBase
 
 def follow(kb: KnowledgeBase, starts: np.ndarray, path: Sequence[int]) -> list[sp.csr_matrix]:
     """Walk counts after each hop of `path` from each start: `len(path) + 1` layers."""
-    start = kb.one_hot(np.asarray(starts, dtype=np.int64))
-    layers = [start]
+    starts = np.asarray(starts, dtype=np.int64)
+    layers = [kb.one_hot(starts)]
     for relation in path:
-        layers.append(step(kb, layers[-1], relation, start))
+        layers.append(step(kb, layers[-1], relation, starts))
     return layers
 
 
-def follow_from(kb: KnowledgeBase, start: sp.csr_matrix, path: Sequence[int]) -> sp.csr_matrix:
-    """The last layer only, from a one-entity-per-row start (`kb.one_hot`)."""
-    frontier = start
+def follow_from(kb: KnowledgeBase, starts: np.ndarray, path: Sequence[int]) -> sp.csr_matrix:
+    """The last layer only."""
+    starts = np.asarray(starts, dtype=np.int64)
+    frontier = kb.one_hot(starts)
     for relation in path:
-        frontier = step(kb, frontier, relation, start)
+        frontier = step(kb, frontier, relation, starts)
     return frontier
 
 
-def step(kb: KnowledgeBase, frontier: sp.csr_matrix, relation: int, start: sp.csr_matrix) -> sp.csr_matrix:
-    """One hop along `relation`, walks that return to their row's start dropped."""
+def step(kb: KnowledgeBase, frontier: sp.csr_matrix, relation: int, starts: np.ndarray) -> sp.csr_matrix:
+    """One hop along `relation`; walks that return to their row's start are dropped."""
     nxt = (frontier @ kb.adjacency[relation]).tocsr()
-    nxt = (nxt - nxt.multiply(start > 0)).tocsr()
-    nxt.eliminate_zeros()
+    rows = np.repeat(np.arange(nxt.shape[0]), np.diff(nxt.indptr))
+    back = nxt.indices == starts[rows]
+    if back.any():
+        nxt.data[back] = 0
+        nxt.eliminate_zeros()
     return nxt
 
 
