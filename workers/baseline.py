@@ -72,6 +72,7 @@ class BaselineReasoner:
         self.index = index
         self.linker = EntityLinker(kb, index.template_counts, index.topic_prior)
         self.max_answers = max_answers
+        self._first_relations = np.array([p[0] for p in index.paths], dtype=np.int64)
         self.reuse_template_vectors = reuse_template_vectors
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed over calls
         self.questions_answered = 0
@@ -105,10 +106,27 @@ class BaselineReasoner:
     # --- stages --------------------------------------------------------------------------
 
     def _vote(self, links: Sequence[Link]) -> list[list[tuple[int, float]]]:
-        """Per question, (path index, share of the vote) best first."""
+        """Per question, (path index, share of the vote) best first, startable paths only."""
         if not links or not self.index.paths:
             return [[] for _ in links]
-        keys = [link.template or "" for link in links]
+        sims = self._similarities([link.template or "" for link in links])
+        started = time.perf_counter()
+        shares = knn_vote(sims, self.index.votes, TOP_K)
+        wide: np.ndarray | None = None
+        ranked = []
+        for i, link in enumerate(links):
+            startable = self._startable(link)  # a path that cannot leave the entity is no answer
+            row = shares[i] * startable
+            if not row.any():  # no near template fits this entity: let every template vote
+                wide = knn_vote(sims, self.index.votes, sims.shape[1]) if wide is None else wide
+                row = wide[i] * startable
+            order = np.argsort(-row)[:MAX_PATHS]
+            ranked.append([(int(p), float(row[p])) for p in order if row[p] > 0 and row[p] >= MIN_SHARE * row[order[0]]])
+        self.timings["vote"] += time.perf_counter() - started
+        return ranked
+
+    def _similarities(self, keys: Sequence[str]) -> np.ndarray:
+        """(B, T) cosines to the training templates; one encoder call for unseen templates."""
         vectors = np.empty((len(keys), self.index.vectors.shape[1]), dtype=np.float32)
         fresh: list[int] = []
         for i, key in enumerate(keys):
@@ -116,23 +134,17 @@ class BaselineReasoner:
             if row is None:
                 fresh.append(i)
             else:
-                vectors[i] = self.index.vectors[row]
+                vectors[i] = self.index.vectors[row]  # same text, same vector: skip the encoder
         if fresh:
             vectors[fresh] = self._timed("encode", self.encoder.encode, [keys[i] for i in fresh])
-        started = time.perf_counter()
-        sims = vectors @ self.index.vectors.T  # (B, T) cosines
-        k = min(TOP_K, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / TEMPERATURE)
-        shares = np.einsum("bk,bkp->bp", weights, self.index.votes[top]) / weights.sum(axis=1, keepdims=True)
-        shares *= np.clip(top_sims.max(axis=1, keepdims=True), 0.0, 1.0)  # far from all templates: less sure
-        ranked = []
-        for row in shares:
-            order = np.argsort(-row)[:MAX_PATHS]
-            ranked.append([(int(p), float(row[p])) for p in order if row[p] >= MIN_SHARE * row[order[0]] and row[p] > 0])
-        self.timings["vote"] += time.perf_counter() - started
-        return ranked
+        return vectors @ self.index.vectors.T
+
+    def _startable(self, link: Link) -> np.ndarray:
+        """(P,) 1 where a path's first relation leaves one of the link's entities, else 0."""
+        leaving = np.zeros(self.kb.num_relations, dtype=np.float32)
+        for entity in link.candidates[:MAX_ENTITIES]:
+            leaving[self.kb.relations_of(entity)] = 1.0
+        return leaving[self._first_relations]
 
     def _walk(self, links: Sequence[Link], votes: Sequence[list[tuple[int, float]]]) -> list[_Walked | None]:
         """Walk each question's best (path, entity) that reaches anything; batched by path."""
@@ -217,6 +229,22 @@ class BaselineReasoner:
             return fn(*args)
         finally:
             self.timings[stage] += time.perf_counter() - started
+
+
+def knn_vote(sims: np.ndarray, votes: np.ndarray, k: int) -> np.ndarray:
+    """(B, P) path shares from the k most similar templates of each row.
+
+    Weights are `exp((cos - best) / TEMPERATURE)`: an exact template outweighs four
+    neighbours 0.05 less similar. Shares are scaled by the best cosine, so a question far
+    from every template gets a low confidence.
+    """
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    best = top_sims.max(axis=1, keepdims=True)
+    weights = np.exp((top_sims - best) / TEMPERATURE)
+    shares = np.einsum("bk,bkp->bp", weights, votes[top]) / weights.sum(axis=1, keepdims=True)
+    return shares * np.clip(best, 0.0, 1.0)
 
 
 def _path_names(walk: np.ndarray, path: tuple[int, ...], names: list[str], relations: list[str]) -> list[str]:

@@ -12,15 +12,18 @@ Three sources, tried in order:
    ends like one, the text in between is the entity, looked up exactly or fuzzily (typos);
    otherwise the words no template uses are matched fuzzily against KB names.
 
-Names that differ only by case ("Bruno Barreto" the director, "bruno barreto" the tag) are
-one surface form; its entities come back ordered by exact case, training frequency as topic
-entity, and degree, so a caller that knows the relation it will follow can pick among them.
+Names that differ only by case or accents ("Bruno Barreto" the director, "bruno barreto"
+the tag) are one surface form; its entities come back ordered by exact spelling, training
+frequency as topic entity, and degree, so a caller that knows the relation it will follow
+can pick among them.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, Mapping, Sequence
 
 import ahocorasick
@@ -46,11 +49,27 @@ _STOPWORDS = frozenset(
 
 
 def fold(text: str) -> str:
-    """Lowercase without changing the length, so offsets in folded text fit the original."""
+    """Lowercase and drop accents (`Amélie` -> `amelie`) without changing the length.
+
+    Same length means offsets found in the folded text are offsets in the original.
+    """
     lowered = text.lower()
-    if len(lowered) == len(text):
+    if lowered.isascii():
         return lowered
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    if len(lowered) != len(text):
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    return "".join(_ascii_letter(c) for c in lowered)
+
+
+@lru_cache(maxsize=4096)
+def _ascii_letter(char: str) -> str:
+    """`é` -> `e`: the base letter when the rest of its decomposition is only accents."""
+    if char.isascii():
+        return char
+    parts = unicodedata.normalize("NFKD", char)
+    if len(parts) > 1 and parts[0].isascii() and all(unicodedata.combining(c) for c in parts[1:]):
+        return parts[0]
+    return char
 
 
 def _squash(text: str) -> str:

@@ -74,8 +74,21 @@ def backtrack(
         # (P x N): predecessors of each current node along the hop's relation, weighted by
         # how many walks reach them from the row's start.
         candidates = back[walks[:, hop]].multiply(layers[hop - 1][rows]).tocsr()
-        walks[:, hop - 1] = np.asarray(candidates.argmax(axis=1)).ravel()
+        walks[:, hop - 1] = _row_argmax(candidates)
     return walks
+
+
+def _row_argmax(matrix: sp.csr_matrix) -> np.ndarray:
+    """Column of the largest stored value of each row (rows must not be empty).
+
+    scipy's own `argmax(axis=1)` loops over rows in Python; one lexsort does them all.
+    """
+    counts = np.diff(matrix.indptr)
+    if (counts == 0).any():
+        raise ValueError("backtracking found a node with no predecessor: layers and path disagree")
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((-matrix.data, rows))  # by row, largest value first
+    return matrix.indices[order[matrix.indptr[:-1]]]
 
 
 def walk_counts(layer: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
