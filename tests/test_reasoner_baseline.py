@@ -33,8 +33,7 @@ def reasoner() -> BaselineReasoner:
 
 def _ask(reasoner: BaselineReasoner, *texts: str, topic: str | None = None):
     questions = [
-        Question(question_id=uuid.uuid4(), service="test", user_id="u", text=t, ts=0, topic_entity=topic)
-        for t in texts
+        Question(question_id=uuid.uuid4(), service="test", user_id="u", text=t, ts=0, topic_entity=topic) for t in texts
     ]
     return reasoner.answer_batch(questions)
 

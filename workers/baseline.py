@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from workers.paths import backtrack, follow
 from workers.reasoner import Reasoned
 from workers.sentences import sentence
 from workers.template_index import INDEX_VERSION, TemplateIndex
+
+T = TypeVar("T")
 
 TOP_K = 5  # training templates that vote
 TEMPERATURE = 0.02  # cosine gap that costs a factor e in vote weight: near-ties share, exact wins
@@ -90,7 +93,9 @@ class BaselineReasoner:
     def answer_batch(self, questions: Sequence[Question]) -> list[Reasoned]:
         """Answer every question of the batch, in order."""
         started = time.perf_counter()
-        links = self._timed("link", self.linker.link_batch, [q.text for q in questions], [q.topic_entity for q in questions])
+        links = self._timed(
+            "link", self.linker.link_batch, [q.text for q in questions], [q.topic_entity for q in questions]
+        )
         linked = [i for i, link in enumerate(links) if link.found]
         votes = self._vote([links[i] for i in linked])
         walked = self._timed("walk", self._walk, [links[i] for i in linked], votes)
@@ -121,7 +126,9 @@ class BaselineReasoner:
                 wide = knn_vote(sims, self.index.votes, sims.shape[1]) if wide is None else wide
                 row = wide[i] * startable
             order = np.argsort(-row)[:MAX_PATHS]
-            ranked.append([(int(p), float(row[p])) for p in order if row[p] > 0 and row[p] >= MIN_SHARE * row[order[0]]])
+            ranked.append(
+                [(int(p), float(row[p])) for p in order if row[p] > 0 and row[p] >= MIN_SHARE * row[order[0]]]
+            )
         self.timings["vote"] += time.perf_counter() - started
         return ranked
 
@@ -182,7 +189,9 @@ class BaselineReasoner:
             ends, counts = ends[mask], counts[mask]
             order = np.lexsort((ends, -counts))[: self.max_answers]
             kept.append((ends[order], counts[order]) if len(order) else None)
-        rows = np.concatenate([np.full(len(k[0]), r) for r, k in enumerate(kept) if k is not None] or [np.empty(0, int)])
+        rows = np.concatenate(
+            [np.full(len(k[0]), r) for r, k in enumerate(kept) if k is not None] or [np.empty(0, int)]
+        )
         ends = np.concatenate([k[0] for k in kept if k is not None] or [np.empty(0, int)])
         walks = backtrack(self.kb, layers, path, rows, ends)
         result: list[_Walked | None] = []
@@ -202,8 +211,10 @@ class BaselineReasoner:
         names, relations = self.kb.names, self.kb.relations
         if walked is None:
             topic = names[link.entity] if link.entity is not None else None
-            reason = "no relation path learned for this kind of question" if not vote else (
-                f"the knowledge base has nothing along the likely relation paths from {topic!r}"
+            reason = (
+                "no relation path learned for this kind of question"
+                if not vote
+                else (f"the knowledge base has nothing along the likely relation paths from {topic!r}")
             )
             return Reasoned(status="ok", topic_entity=topic, reason=reason)
         share = dict(vote).get(walked.path_index, 0.0)
@@ -223,7 +234,7 @@ class BaselineReasoner:
             sentence=sentence(topic, rel_names, [a for a, _ in answers]),
         )
 
-    def _timed(self, stage: str, fn, *args):  # type: ignore[no-untyped-def]
+    def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         started = time.perf_counter()
         try:
             return fn(*args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -34,13 +34,15 @@ def configure_threads(settings: Settings | None = None) -> int:
     """
     wanted = settings.torch_threads if settings else 0
     if wanted <= 0:
-        wanted = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+        wanted = max(
+            1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        )
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted
 
 
-def autocast(device: torch.device) -> ContextManager[object]:
+def autocast(device: torch.device) -> AbstractContextManager[object]:
     """bf16 (or fp16 on older GPUs) autocast on CUDA; nothing on CPU."""
     if device.type != "cuda":
         return contextlib.nullcontext()

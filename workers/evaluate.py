@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from schemas.question import Question
 from workers.metaqa import QAPair, read_qa
@@ -23,9 +24,7 @@ from workers.reasoner import Reasoned, Reasoner
 BATCH_SIZE = 100
 
 
-def evaluate(
-    reasoner: Reasoner, path: Path | str, raw_text: bool = False, limit: int | None = None
-) -> dict[str, Any]:
+def evaluate(reasoner: Reasoner, path: Path | str, raw_text: bool = False, limit: int | None = None) -> dict[str, Any]:
     """Evaluate on the first `limit` questions of `path`; `raw_text` removes the brackets."""
     return evaluate_pairs(reasoner, read_qa(path, limit=limit), raw_text=raw_text)
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from schemas.settings import Settings
 from workers.metaqa import KB_FILE, open_text
+from workers.npz_cache import write_npz
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +131,16 @@ class KnowledgeBase:
         )
 
     def _write_cache(self, cache: Path) -> None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
         blob = "\n".join(self.names).encode("utf-8")
         rel_blob = "\n".join(self.relations[: self.num_base_relations]).encode("utf-8")
-        np.savez(
-            tmp,
+        write_npz(
+            cache,
             names=np.frombuffer(blob, dtype=np.uint8),
             relations=np.frombuffer(rel_blob, dtype=np.uint8),
             subjects=self.subjects,
             relation_ids=self.relation_ids,
             objects=self.objects,
         )
-        tmp.replace(cache)  # atomic: a concurrent reader sees the old file or the whole new one
 
     @classmethod
     def _read_cache(cls, cache: Path, path: Path, sha: str) -> KnowledgeBase:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import ahocorasick
 from rapidfuzz import fuzz, process

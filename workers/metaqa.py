@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "metaqa"
 KB_FILE = DATA_DIR / "kb.txt.gz"

@@ -17,8 +17,8 @@ The result is, per group, how many questions each path explains best.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,9 +61,7 @@ def answer_f1(reached: sp.csr_matrix, gold: sp.csr_matrix, n_gold: np.ndarray) -
 def _gold_matrix(kb: KnowledgeBase, questions: Sequence[MinedQuestion]) -> sp.csr_matrix:
     rows = np.repeat(np.arange(len(questions)), [len(q.answers) for q in questions])
     cols = np.fromiter((a for q in questions for a in q.answers), dtype=np.int64, count=len(rows))
-    gold = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(questions), kb.num_entities)
-    )
+    gold = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(questions), kb.num_entities))
     gold.sum_duplicates()
     return gold
 

@@ -16,7 +16,7 @@ L(k-1)[g, m] > 0 and an rk edge m -> e (the one carrying most walks), also vecto
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp

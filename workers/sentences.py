@@ -6,7 +6,7 @@ not listed fall back to their own name with spaces.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from workers.kb import INVERSE_SUFFIX
 

@@ -16,9 +16,9 @@ import hashlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,11 +26,12 @@ from workers.encoder import QuestionEncoder
 from workers.kb import KnowledgeBase, file_sha256
 from workers.linking import template_key
 from workers.metaqa import HOPS, bracket_span, qa_file, read_qa
+from workers.npz_cache import write_npz
 from workers.path_mining import MinedQuestion, mine
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 2  # bump when mining or keys change: old caches are then ignored
+INDEX_VERSION = 3  # bump when mining or keys change: old caches are then ignored
 _SEP = "\n"
 
 
@@ -131,11 +132,9 @@ class TemplateIndex:
     # --- cache ---------------------------------------------------------------------------
 
     def write(self, cache: Path, kb: KnowledgeBase) -> None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        path_names = [" ".join(kb.relations[r] for r in p) for p in self.paths]
-        np.savez(
-            tmp,
+        path_names = ["\t".join(kb.relations[r] for r in p) for p in self.paths]
+        write_npz(
+            cache,
             keys=_blob(self.keys),
             paths=_blob(path_names),
             vectors=self.vectors,
@@ -144,7 +143,6 @@ class TemplateIndex:
             topic_ids=self.topic_ids,
             topic_counts=self.topic_counts,
         )
-        tmp.replace(cache)
 
     @classmethod
     def read(cls, cache: Path, kb: KnowledgeBase) -> TemplateIndex:
@@ -153,7 +151,7 @@ class TemplateIndex:
             return cls(
                 keys=_unblob(data["keys"]),
                 vectors=data["vectors"],
-                paths=[tuple(kb.relation_id(r) for r in names.split()) for names in path_names],
+                paths=[tuple(kb.relation_id(r) for r in names.split("\t")) for names in path_names],
                 votes=data["votes"],
                 counts=data["counts"],
                 topic_ids=data["topic_ids"],
