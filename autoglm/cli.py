@@ -40,8 +40,10 @@ def spawn_pipeline(workers: int, reasoner: str | None = None, log_dir: Path | No
     cmds = [base + ["--streams-only"]] + [base + ["--workers-only"] for _ in range(workers)]
     procs = []
     for i, cmd in enumerate(cmds):
-        out = open(log_dir / f"{'streams' if i == 0 else f'worker-{i}'}.log", "ab") if log_dir else None
-        procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None))
+        name = "streams" if i == 0 else f"worker-{i}"
+        out = open(log_dir / f"{name}.log", "ab") if log_dir else None
+        child_env = {**env, "AUTOGLM_WORKER_INSTANCE": name}  # stable transactional id per slot
+        procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, stderr=subprocess.STDOUT if out else None))
     return procs
 
 

@@ -8,6 +8,7 @@ Nothing else in the code base carries a default for these values.
 from __future__ import annotations
 
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
 
     # --- workers --------------------------------------------------------------
     worker_group_id: str = "autoglm-workers"
+    worker_transactions: bool = True
+    worker_instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    transaction_timeout_ms: int = 10_000
     worker_max_batches: int = 16  # batches polled together share one reasoner call
     reasoner: str = "baseline"
     device: str = "auto"

@@ -40,7 +40,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process see exactly `settings`."""
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
-        if value is None or name in ("kafka_bootstrap_servers", "database_url"):
+        if value is None or name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
             continue
         env[f"AUTOGLM_{name.upper()}"] = str(value)
     env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
@@ -83,7 +83,8 @@ class Pipeline:
     def start(self, name: str, role: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
         cmd = [sys.executable, "-m", "autoglm.cli", "--log-level", "INFO", "run", f"--{role}-only"]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        env = {**self.env, "AUTOGLM_WORKER_INSTANCE": name}
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         self.procs[name] = proc
         return proc
 

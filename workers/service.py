@@ -6,7 +6,8 @@ Delivery order for one batch (DESIGN.md, delivery rules):
 2. rows are inserted into PostgreSQL keyed by question_id (retrying while the database is
    down); the first batch to answer a question owns its row;
 3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
-4. only then is the batch's offset committed.
+4. only then is the batch's offset committed; with `AUTOGLM_WORKER_TRANSACTIONS` (default)
+   steps 3 and 4 are one Kafka transaction, so read_committed consumers see each answer once.
 A crash anywhere before 4 redelivers the batch; step 2 finds its own rows and step 3
 re-produces them, so the table never holds a duplicate and no answer is lost.
 """
@@ -55,7 +56,7 @@ class BatchWorker:
             topic_name(self.settings, BATCHES),
             **consumer_config(self.settings, self.settings.worker_group_id, self.client_id),
         )
-        producer = AIOKafkaProducer(**producer_config(self.settings, self.client_id))
+        producer = AIOKafkaProducer(**self._producer_config())
         pool = await create_pool(self.settings.dsn)
         await producer.start()
         await consumer.start()
@@ -66,26 +67,55 @@ class BatchWorker:
                 records = [r for recs in polled.values() for r in recs]
                 if not records:
                     continue
-                await self._process(records, producer, pool)
-                for tp, recs in polled.items():
-                    await self._commit(consumer, tp, recs[-1].offset + 1)
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
+                await self._process(records, producer, pool, offsets, consumer)
         finally:
             await consumer.stop()
             await producer.stop()
             await pool.close()
             self.executor.shutdown(wait=False)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    def _producer_config(self) -> dict:
+        """With transactions, a stable transactional id per worker slot fences a restarted
+        worker's predecessor (its open transaction is aborted at once)."""
+        config = producer_config(self.settings, self.client_id)
+        if self.settings.worker_transactions:
+            config["transactional_id"] = f"{self.settings.worker_group_id}-{self.settings.worker_instance}"
+            config["transaction_timeout_ms"] = self.settings.transaction_timeout_ms
+        return config
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(offsets)
         except CommitFailedError as exc:  # partition moved in a rebalance: its new owner redoes it
             log.warning("commit failed after rebalance, batch will be redelivered: %r", exc)
 
-    async def _process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer, pool: asyncpg.Pool) -> None:
+    async def _deliver(
+        self, producer: AIOKafkaProducer, answers: list[Answer], offsets: dict[TopicPartition, int],
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        """Produce answers and commit offsets: one Kafka transaction when enabled, so a
+        read_committed consumer sees each answer once; otherwise produce, await, commit."""
+        if not self.settings.worker_transactions:
+            await self._produce(producer, answers)
+            await self._commit(consumer, offsets)
+            return
+        try:
+            async with producer.transaction():
+                await self._produce(producer, answers)
+                await producer.send_offsets_to_transaction(offsets, self.settings.worker_group_id)
+        except CommitFailedError as exc:
+            log.warning("transaction not committed after rebalance, batches will be redelivered: %r", exc)
+
+    async def _process(
+        self, records: list[ConsumerRecord], producer: AIOKafkaProducer, pool: asyncpg.Pool,
+        offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer,
+    ) -> None:
         """Answer the polled batches: one reasoner call over all their questions, one
         database transaction, one round of produces."""
         batches = [b for b in [await self._decode(r, producer) for r in records] if b is not None]
         if not batches:
+            await self._deliver(producer, [], offsets, consumer)
             return
         started = now_ms()
         results = await self._reason(batches)
@@ -97,7 +127,7 @@ class BatchWorker:
         await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for a in answers])
         owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for a in answers])
         owned = [a for a in answers if owners.get(a.question_id) == a.batch_id]
-        await self._produce(producer, owned)
+        await self._deliver(producer, owned, offsets, consumer)
         self.batches += len(batches)
         self.answered += len(owned)
         log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for b in batches], "answers": len(owned)})
@@ -109,8 +139,18 @@ class BatchWorker:
         except (ValueError, ValidationError) as exc:
             err = WireError("schema_validation", f"undecodable batch: {exc}"[:2000])
             letter = dead_letter(record.value, record.key, err, record.topic, record.partition, record.offset)
-            await (await producer.send(topic_name(self.settings, QUESTIONS_DLQ), letter.to_bytes()))
+            await self._dead_letter(letter.to_bytes())
             return None
+
+    async def _dead_letter(self, value: bytes) -> None:
+        """Dead letters go through their own plain producer: they must not wait for, or be
+        rolled back with, the answers transaction."""
+        producer = AIOKafkaProducer(**producer_config(self.settings, f"{self.client_id}-dlq"))
+        await producer.start()
+        try:
+            await (await producer.send(topic_name(self.settings, QUESTIONS_DLQ), value))
+        finally:
+            await producer.stop()
 
     async def _reason(self, batches: list[Batch]) -> list[Reasoned]:
         questions = [item.question for batch in batches for item in batch.questions]
