@@ -25,6 +25,16 @@ class ClusterKey(BaseModel):
         return f"{self.service}\x1f{self.user_id}".encode()
 
 
+class Rejection(BaseModel):
+    """Why the stream processor refused a question (safety rule, quota); the worker answers
+    it with status `rejected` and this reason instead of reasoning over it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    rule: str
+    reason: str
+
+
 class BatchedQuestion(BaseModel):
     """A question plus the time the stream processor accepted it (for the latency breakdown)."""
 
@@ -32,6 +42,7 @@ class BatchedQuestion(BaseModel):
 
     question: Question
     ingested_ts: TimestampMs
+    rejection: Rejection | None = None
 
 
 class Batch(Message):

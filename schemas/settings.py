@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_buffered_questions: int = 20_000
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
+    safety_rules_file: Path | None = None  # JSON of schemas.safety.SafetyRules; built-in defaults otherwise
+    quota_rate_per_s: float = 2000.0  # per service and stream process; 0 disables quotas
+    quota_burst: float = 4000.0
+    quota_overrides: dict[str, tuple[float, float]] = {}  # service -> (rate, burst), JSON in the env
+    health_port: int = 0  # 0: no health endpoint; N: streams on N, worker k on N + k
 
     # --- workers --------------------------------------------------------------
     worker_group_id: str = "autoglm-workers"

@@ -16,13 +16,15 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from schemas.batch import Batch, BatchedQuestion, ClusterKey, Trigger
+from schemas.batch import Batch, BatchedQuestion, ClusterKey, Rejection, Trigger
 from schemas.question import Question
+from schemas.safety import rules_from_settings
 from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter, decode
 from streams.batcher import KeyedBatcher
 from streams.dedup import RecentIds
+from streams.quota import Quotas
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Pending:
     question: Question
     ingested_ts: int
     ack: Ack
+    rejection: Rejection | None = None
 
 
 @dataclass
@@ -60,6 +63,8 @@ class IngestCounters:
     dead_lettered: int = 0
     duplicates: int = 0
     batches: int = 0
+    blocked: int = 0
+    over_quota: int = 0
 
 
 class Ingest:
@@ -73,6 +78,8 @@ class Ingest:
         self.batch_topic = topic_name(settings, BATCHES)
         self.recent = RecentIds(settings.dedup_capacity)
         self.counters = IngestCounters()
+        self.rules = rules_from_settings(settings)
+        self.quotas = Quotas(settings.quota_rate_per_s, settings.quota_burst, settings.quota_overrides)
         self.batcher: KeyedBatcher[ClusterKey, Pending] = KeyedBatcher(
             self._emit,
             window_s=settings.batch_window_ms / 1000,
@@ -100,14 +107,31 @@ class Ingest:
             return
         self.counters.accepted += 1
         cluster = ClusterKey(service=question.service, user_id=question.user_id)
-        await self.batcher.add(cluster, Pending(question, now_ms(), ack), payload_bytes(question))
+        pending = Pending(question, now_ms(), ack, self._rejection(question))
+        await self.batcher.add(cluster, pending, payload_bytes(question))
+
+    def _rejection(self, question: Question) -> Rejection | None:
+        """Safety gate first, then the service's quota; a refusal still travels to a
+        worker, which answers it `rejected` with this reason (never a silent drop)."""
+        hit = self.rules.check_question(question.text)
+        if hit is not None:
+            self.counters.blocked += 1
+            log.warning("question blocked", extra={"question_id": str(question.question_id), "rule": hit.rule})
+            return Rejection(rule=hit.rule, reason=hit.reason)
+        if not self.quotas.allow(question.service):
+            self.counters.over_quota += 1
+            log.warning("over quota", extra={"question_id": str(question.question_id), "service": question.service})
+            return Rejection(rule="quota", reason=f"service {question.service!r} is over its quota; retry later")
+        return None
 
     async def _emit(self, cluster: ClusterKey, items: list[Pending], trigger: Trigger) -> None:
         batch = Batch(
             batch_id=uuid.uuid4(),
             cluster_key=cluster,
             trigger=trigger,
-            questions=[BatchedQuestion(question=p.question, ingested_ts=p.ingested_ts) for p in items],
+            questions=[
+                BatchedQuestion(question=p.question, ingested_ts=p.ingested_ts, rejection=p.rejection) for p in items
+            ],
             created_ts=now_ms(),
         )
         self.counters.batches += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import asyncpg
+import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -42,7 +43,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None or name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
             continue
-        env[f"AUTOGLM_{name.upper()}"] = str(value)
+        env[f"AUTOGLM_{name.upper()}"] = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
     env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     env["AUTOGLM_DATABASE_URL"] = settings.dsn
     return env

@@ -27,6 +27,8 @@ from pydantic import ValidationError
 from autoglm.db import create_pool, executemany_with_retry, fetch_with_retry
 from schemas.answer import Answer, ModelInfo
 from schemas.batch import Batch
+from schemas.question import Question
+from schemas.safety import rules_from_settings
 from schemas.kafka_config import consumer_config, producer_config
 from schemas.rows import INSERT_ANSWER, SELECT_OWNERS, answer_row
 from schemas.settings import Settings
@@ -49,6 +51,8 @@ class BatchWorker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner")
         self.answered = 0
         self.batches = 0
+        self.withheld = 0
+        self.rules = rules_from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batches in hand and leave the group."""
@@ -153,7 +157,22 @@ class BatchWorker:
             await producer.stop()
 
     async def _reason(self, batches: list[Batch]) -> list[Reasoned]:
-        questions = [item.question for batch in batches for item in batch.questions]
+        """Results for every question of `batches`, in order: refused questions get their
+        refusal, the rest one reasoner call, then the output compliance check."""
+        items = [item for batch in batches for item in batch.questions]
+        todo = [item.question for item in items if item.rejection is None]
+        answered = iter(await self._answer(todo, batches))
+        results = []
+        for item in items:
+            if item.rejection is not None:
+                results.append(Reasoned(status="rejected", reason=item.rejection.reason))
+            else:
+                results.append(self._comply(next(answered), item.question))
+        return results
+
+    async def _answer(self, questions: list[Question], batches: list[Batch]) -> list[Reasoned]:
+        if not questions:
+            return []
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self.executor, self.reasoner.answer_batch, questions)
@@ -163,6 +182,17 @@ class BatchWorker:
         except Exception as exc:  # a reasoner bug must not stall the partition
             log.exception("reasoner failed", extra={"batch_ids": [str(b.batch_id) for b in batches]})
             return error_results(len(questions), f"reasoner failed: {type(exc).__name__}: {exc}"[:500])
+
+    def _comply(self, result: Reasoned, question: Question) -> Reasoned:
+        """Withhold an answer that breaks an output rule; say which rule."""
+        if result.status != "ok":
+            return result
+        hit = self.rules.check_answer([e for e, _ in result.answers], result.sentence)
+        if hit is None:
+            return result
+        self.withheld += 1
+        log.warning("answer withheld", extra={"question_id": str(question.question_id), "rule": hit.rule})
+        return Reasoned(status="rejected", topic_entity=result.topic_entity, reason=hit.reason)
 
     async def _produce(self, producer: AIOKafkaProducer, answers: list[Answer]) -> None:
         topic = topic_name(self.settings, ANSWERS)
