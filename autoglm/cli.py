@@ -43,6 +43,8 @@ def spawn_pipeline(workers: int, reasoner: str | None = None, log_dir: Path | No
         name = "streams" if i == 0 else f"worker-{i}"
         out = open(log_dir / f"{name}.log", "ab") if log_dir else None
         child_env = {**env, "AUTOGLM_WORKER_INSTANCE": name}  # stable transactional id per slot
+        if get_settings().health_port:  # streams on the base port, worker k on base + k
+            child_env["AUTOGLM_HEALTH_PORT"] = str(get_settings().health_port + i)
         procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, stderr=subprocess.STDOUT if out else None))
     return procs
 

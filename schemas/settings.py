@@ -11,11 +11,14 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+OWNER_ROLE = "autoglm"  # owns the database and its tables; migrations run as it
+APP_ROLE = "autoglm_app"  # created by schemas/migrations/0002_app_role.sql: rows only, no DDL
 
 
 class Settings(BaseSettings):
@@ -28,13 +31,25 @@ class Settings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"),
     )
-    database_url: str | None = Field(
+    # The application's connection (least-privilege role autoglm_app on the embedded server).
+    database_url: SecretStr | None = Field(
         None, validation_alias=AliasChoices("DATABASE_URL", "AUTOGLM_DATABASE_URL")
     )
+    # The owner role that runs migrations; DATABASE_URL when only that is given.
+    database_admin_url: SecretStr | None = None
     state_dir: Path = REPO_ROOT / ".state"
     postgres_port: int = 5433
     postgres_db: str = "autoglm"
-    kafka_security_protocol: str = "PLAINTEXT"
+
+    # --- Kafka security (secrets only from the environment or files) -----------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None  # read when kafka_sasl_password is unset
+    kafka_ssl_cafile: Path | None = None  # None: the system's trusted CAs
+    kafka_ssl_certfile: Path | None = None  # client certificate, for brokers that ask for one
+    kafka_ssl_keyfile: Path | None = None
 
     # --- topics ---------------------------------------------------------------
     topic_prefix: str = ""
@@ -58,6 +73,7 @@ class Settings(BaseSettings):
 
     # --- workers --------------------------------------------------------------
     worker_group_id: str = "autoglm-workers"
+    shutdown_timeout_s: float = 30.0
     worker_transactions: bool = True
     worker_instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     transaction_timeout_ms: int = 10_000
@@ -85,10 +101,36 @@ class Settings(BaseSettings):
 
     @property
     def dsn(self) -> str:
-        """The PostgreSQL connection string, embedded server's when none is given."""
+        """The application's PostgreSQL connection string (no DDL rights on the embedded server)."""
         if self.database_url:
-            return self.database_url
-        return f"postgresql://autoglm@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+            return _reveal(self.database_url)
+        return f"postgresql://{APP_ROLE}@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def admin_dsn(self) -> str:
+        """The owner's connection string, for migrations only."""
+        if self.database_admin_url:
+            return _reveal(self.database_admin_url)
+        if self.postgres_is_external and self.database_url:
+            return _reveal(self.database_url)
+        return f"postgresql://{OWNER_ROLE}@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+
+    def kafka_sasl_secret(self) -> str:
+        """The SASL password: AUTOGLM_KAFKA_SASL_PASSWORD, else the first line of the password file."""
+        if self.kafka_sasl_password is not None:
+            return _reveal(self.kafka_sasl_password)
+        if self.kafka_sasl_password_file is not None:
+            lines = self.kafka_sasl_password_file.read_text().splitlines()
+            return lines[0] if lines else ""
+        raise ValueError(
+            f"kafka_security_protocol={self.kafka_security_protocol} needs a password: set "
+            "AUTOGLM_KAFKA_SASL_PASSWORD or AUTOGLM_KAFKA_SASL_PASSWORD_FILE."
+        )
+
+
+def _reveal(value: SecretStr | str) -> str:
+    """The plain value of a secret (model_copy(update=...) may have stored a plain str)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 @lru_cache(maxsize=1)

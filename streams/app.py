@@ -14,12 +14,15 @@ from typing import Any
 
 import faust
 import mode
+from aiohttp import web
 
+from schemas.kafka_config import security_config
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, QUESTIONS, topic_name
 from streams.feedback import FeedbackIngest
 from streams.ingest import Ingest
 from autoglm.db import create_pool
+from autoglm.health import serve_health
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,22 @@ def broker_url(settings: Settings) -> str:
     """Faust wants `kafka://host:port;host:port` for a list of bootstrap servers."""
     hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
     return ";".join(f"kafka://{h}" for h in hosts)
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The security options of schemas.kafka_config in Faust's form (Faust builds its own clients)."""
+    config = security_config(settings)
+    protocol = config["security_protocol"]
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(config["ssl_context"])
+    return faust.SASLCredentials(
+        username=config["sasl_plain_username"],
+        password=config["sasl_plain_password"],
+        ssl_context=config.get("ssl_context"),  # None: SASL_PLAINTEXT
+        mechanism=config["sasl_mechanism"],
+    )
 
 
 class StreamState(mode.Service):
@@ -41,12 +60,30 @@ class StreamState(mode.Service):
         self.ingest = Ingest(settings, self.sink)
         self.feedback: FeedbackIngest | None = None
         self.ready = asyncio.Event()
+        self.health: web.AppRunner | None = None
 
     async def on_start(self) -> None:
         await self.sink.start()
         pool = await create_pool(self.settings.dsn)
         self.feedback = FeedbackIngest(self.settings, self.sink, pool)
+        if self.settings.health_port:
+            self.health = await serve_health(
+                self.settings.health_port, "streams", self._alive, self.ready.is_set, self._counters
+            )
         self.ready.set()
+
+    def _alive(self) -> bool:
+        return self.sink.failed is None
+
+    def _counters(self) -> dict:
+        c = self.ingest.counters
+        fb = self.feedback
+        return {
+            **c.__dict__,
+            "buffered": self.ingest.batcher.buffered,
+            "feedback_stored": fb.stored if fb else 0,
+            "feedback_dead_lettered": fb.dead_lettered if fb else 0,
+        }
 
     @mode.Service.task
     async def _batch_timer(self) -> None:
@@ -62,6 +99,8 @@ class StreamState(mode.Service):
         await self.sink.stop()
         if self.feedback is not None:
             await self.feedback.pool.close()
+        if self.health is not None:
+            await self.health.cleanup()
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -69,6 +108,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.stream_app_id,
         broker=broker_url(settings),
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         datadir=str(settings.state_dir / "faust"),
         web_enabled=False,

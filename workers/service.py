@@ -24,7 +24,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
+from aiohttp import web
 from autoglm.db import create_pool, executemany_with_retry, fetch_with_retry
+from autoglm.health import Heartbeat, serve_health
 from schemas.answer import Answer, ModelInfo
 from schemas.batch import Batch
 from schemas.question import Question
@@ -52,6 +54,8 @@ class BatchWorker:
         self.answered = 0
         self.batches = 0
         self.withheld = 0
+        self.ready = False
+        self.heartbeat = Heartbeat(stale_s=settings.db_retry_max_s + 300)
         self.rules = rules_from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -64,9 +68,12 @@ class BatchWorker:
         pool = await create_pool(self.settings.dsn)
         await producer.start()
         await consumer.start()
+        health = await self._serve_health()
+        self.ready = True
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
         try:
             while not stop.is_set():
+                self.heartbeat.beat()
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
                 records = [r for recs in polled.values() for r in recs]
                 if not records:
@@ -74,10 +81,19 @@ class BatchWorker:
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
                 await self._process(records, producer, pool, offsets, consumer)
         finally:
-            await consumer.stop()
+            self.ready = False
+            await consumer.stop()  # leaves the group now, so partitions move at once
             await producer.stop()
             await pool.close()
+            if health is not None:
+                await health.cleanup()
             self.executor.shutdown(wait=False)
+
+    async def _serve_health(self) -> web.AppRunner | None:
+        if not self.settings.health_port:
+            return None
+        counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld}  # noqa: E731
+        return await serve_health(self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters)
 
     def _producer_config(self) -> dict:
         """With transactions, a stable transactional id per worker slot fences a restarted
