@@ -52,7 +52,16 @@ class KeyedBatcher(Generic[K, T]):
         self.max_bytes = max_bytes
         self._buffers: OrderedDict[K, Buffer[T]] = OrderedDict()
         self._wakeup = asyncio.Event()
+        self._room = asyncio.Condition()
         self.buffered = 0
+
+    async def wait_for_room(self, limit: int) -> None:
+        """Block while `limit` items are buffered: the caller stops consuming instead of
+        growing memory (backpressure), until the timer or a limit emits something."""
+        if self.buffered < limit:
+            return
+        async with self._room:
+            await self._room.wait_for(lambda: self.buffered < limit)
 
     async def add(self, key: K, item: T, nbytes: int) -> None:
         """Buffer one item; emits at once when a count or bytes limit is reached."""
@@ -75,6 +84,8 @@ class KeyedBatcher(Generic[K, T]):
     async def _close(self, key: K, trigger: Trigger) -> None:
         buf = self._buffers.pop(key)
         self.buffered -= len(buf.items)
+        async with self._room:
+            self._room.notify_all()
         await self._emit(key, buf.items, trigger)
 
     async def run_timer(self) -> None:

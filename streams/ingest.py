@@ -108,6 +108,7 @@ class Ingest:
         self.counters.accepted += 1
         cluster = ClusterKey(service=question.service, user_id=question.user_id)
         pending = Pending(question, now_ms(), ack, self._rejection(question))
+        await self.batcher.wait_for_room(self.settings.max_buffered_questions)
         await self.batcher.add(cluster, pending, payload_bytes(question))
 
     def _rejection(self, question: Question) -> Rejection | None:

@@ -60,3 +60,17 @@ async def test_flush_all_empties_every_buffer() -> None:
 def test_rejects_non_positive_limits() -> None:
     with pytest.raises(ValueError):
         KeyedBatcher(Recorder(), window_s=0, max_size=1, max_bytes=1)
+
+
+async def test_wait_for_room_blocks_until_a_buffer_is_emitted() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=0.05, max_size=100, max_bytes=10**9)
+    for i in range(5):
+        await b.add(f"k{i}", i, 1)
+    waiter = asyncio.create_task(b.wait_for_room(5))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # full: the caller is paused
+    timer = asyncio.create_task(b.run_timer())
+    await asyncio.wait_for(waiter, timeout=1)
+    timer.cancel()
+    assert b.buffered < 5
