@@ -1,0 +1,16 @@
+"""The GNN reasoner: link → encode → predict relations per hop → expand a weighted subgraph →
+question-conditioned GATv2 over all subgraphs of a batch at once → decode answers and paths.
+
+One job per module:
+
+- `relation_head`: per-hop relation distributions from a frozen MiniLM question vector;
+- `encode_cache`: bounded LRU cache of question vectors keyed by the entity-masked template;
+- `subgraph`: layered expansion over a relation-stacked CSR index of the KB, with a node budget;
+- `model`: the graph attention network (GATv2 layers with question FiLM and relation edges);
+- `tensors`: numpy subgraphs → torch tensors (node and edge features);
+- `decoder`: node scores → answer sets, confidence and backtracked reasoning paths;
+- `supervision`: relation-path targets mined from `qa_train` (no relation labels in MetaQA);
+- `checkpoint`: the committed weights and everything the reasoner needs besides the KB;
+- `reasoner`: `GnnReasoner`, the `Reasoner` the worker calls;
+- `train`, `explain`: the `autoglm train` and `autoglm explain` entry points.
+"""
