@@ -1,22 +1,47 @@
-"""Kafka client configuration derived from settings (pure: builds dicts, opens nothing).
+"""Kafka client configuration derived from settings (builds dicts, connects to nothing).
 
 One place decides acks, idempotence and security so every producer in the system
-follows the delivery rules in DESIGN.md.
+follows the delivery rules in DESIGN.md. The only I/O is reading the TLS files and the
+SASL password file named in settings.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+
+from aiokafka.helpers import create_ssl_context
 
 from schemas.settings import Settings
 
 
 def common_config(settings: Settings) -> dict[str, Any]:
     """Bootstrap servers and security options for any aiokafka client."""
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "security_protocol": settings.kafka_security_protocol,
-    }
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **security_config(settings)}
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """security_protocol and, as it requires, ssl_context and the SASL mechanism and login."""
+    protocol = settings.kafka_security_protocol
+    config: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        config["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        if not settings.kafka_sasl_username:
+            raise ValueError(f"kafka_security_protocol={protocol} needs AUTOGLM_KAFKA_SASL_USERNAME.")
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+        config["sasl_plain_password"] = settings.kafka_sasl_secret()
+    return config
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the broker against kafka_ssl_cafile (else the system CAs), hostname included."""
+    return create_ssl_context(
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+    )
 
 
 def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:

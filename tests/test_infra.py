@@ -194,7 +194,7 @@ async def test_topics_exist_with_their_partitions() -> None:
 
 async def test_migrations_are_recorded_and_idempotent() -> None:
     settings = get_settings()
-    assert await apply_migrations(settings.dsn) == []
+    assert await apply_migrations(settings.admin_dsn) == []
     conn = await asyncpg.connect(settings.dsn)
     try:
         rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
@@ -208,10 +208,10 @@ async def test_concurrent_migrations_on_a_fresh_database_apply_once() -> None:
     if settings.postgres_is_external:
         pytest.skip("creates a scratch database; only done on the embedded server")
     name = f"autoglm_mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(settings.dsn)
+    admin = await asyncpg.connect(settings.admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        dsn = settings.dsn.rsplit("/", 1)[0] + f"/{name}"
+        dsn = settings.admin_dsn.rsplit("/", 1)[0] + f"/{name}"
         results = await asyncio.gather(*(apply_migrations(dsn) for _ in range(3)))
         expected = [m.path.name for m in discover()]
         assert sorted(results, key=len) == [[], [], expected]

@@ -19,7 +19,7 @@ from autoglm.services.kafka import (
     stop_kafka,
     wait_for_kafka_async,
 )
-from autoglm.services.migrations import apply_migrations
+from autoglm.services.migrations import apply_migrations, sync_app_password
 from autoglm.services.postgres import pg_log_file, start_postgres, stop_postgres
 from schemas.settings import Settings, get_settings
 
@@ -34,7 +34,8 @@ async def _kafka_ready_and_schema(settings: Settings) -> tuple[list[str], list[s
     """Readiness, topics and migrations in one event loop (the slow parts overlap nothing else)."""
     await wait_for_kafka_async(settings)
     created = await ensure_topics_async(settings)
-    applied = await apply_migrations(settings.dsn)
+    applied = await apply_migrations(settings.admin_dsn)
+    await sync_app_password(settings.admin_dsn, settings.dsn)
     return created, applied
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from autoglm.services._sync import run_sync
+from schemas.kafka_config import common_config
 from schemas.settings import REPO_ROOT, Settings
 from schemas.topics import TopicSpec, topic_specs
 
@@ -82,11 +83,7 @@ def stop_kafka(settings: Settings) -> str:
 
 def _admin(settings: Settings, request_timeout_ms: int = 10_000) -> AIOKafkaAdminClient:
     """An admin client for the configured cluster."""
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        security_protocol=settings.kafka_security_protocol,
-        request_timeout_ms=request_timeout_ms,
-    )
+    return AIOKafkaAdminClient(**common_config(settings), request_timeout_ms=request_timeout_ms)
 
 
 @contextmanager

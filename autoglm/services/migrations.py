@@ -1,19 +1,27 @@
 """SQL migrations: schemas/migrations/NNNN_name.sql applied once each, in order.
 
-Tracked in schema_migrations(version, name, applied_at). Every process (CLI, streams, each
-worker) may call apply_migrations at start; a session advisory lock serialises them so two
-processes starting at once neither race on CREATE TABLE nor apply a file twice.
+Tracked in schema_migrations(version, name, applied_at). Migrations run as the owner role
+(settings.admin_dsn); the application connects as the least-privilege role of
+0002_app_role.sql. Any process may call apply_migrations at start; a session advisory lock
+serialises them so two processes starting at once neither race on CREATE TABLE nor apply a
+file twice.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from schemas.settings import REPO_ROOT
+from schemas.settings import APP_ROLE, REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "schemas" / "migrations"
 # Any constant bigint works; this one spells "autoglm" in ASCII so it is easy to spot in pg_locks.
@@ -79,3 +87,37 @@ async def _apply_pending(conn: asyncpg.Connection, migrations: list[Migration]) 
             )
         applied.append(m.path.name)
     return applied
+
+
+async def sync_app_password(admin_dsn: str, app_dsn: str) -> bool:
+    """Give the application role the password its DSN carries (servers that check passwords).
+
+    Only when app_dsn logs in as APP_ROLE with a password; returns whether it set one. The
+    password is sent as a SCRAM verifier computed here, so the server never sees (or logs) it.
+    """
+    parts = urlsplit(app_dsn)
+    if unquote(parts.username or "") != APP_ROLE or not parts.password:
+        return False
+    verifier = scram_sha_256_verifier(unquote(parts.password))
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"ALTER ROLE {APP_ROLE} PASSWORD '{verifier}'")
+    finally:
+        await conn.close()
+    return True
+
+
+def scram_sha_256_verifier(password: str, iterations: int = 4096, salt: str | None = None) -> str:
+    """PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802/7677, as libpq's
+    PQencryptPasswordConn makes it); contains only base64 characters, '$' and ':'.
+
+    NFKC stands in for SASLprep (identical for passwords without unusual code points).
+    """
+    raw_salt = base64.b64decode(salt) if salt else os.urandom(16)
+    normalized = unicodedata.normalize("NFKC", password).encode()
+    salted = hashlib.pbkdf2_hmac("sha256", normalized, raw_salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(raw_salt)}${b64(stored_key)}:{b64(server_key)}"
