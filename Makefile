@@ -2,7 +2,7 @@
 UV ?= uv
 RUN = $(UV) run
 
-.PHONY: install up down demo test bench bench-reasoner schemas
+.PHONY: install up down demo test bench bench-reasoner chaos fuzz schemas
 
 install:
 	bash infra/install.sh
@@ -21,3 +21,15 @@ test: up
 
 schemas:
 	$(RUN) python -m schemas.export
+
+bench: up
+	$(RUN) autoglm bench
+
+bench-reasoner: install
+	$(RUN) autoglm bench-reasoner
+
+chaos: up
+	$(RUN) autoglm chaos
+
+fuzz: up
+	$(RUN) autoglm fuzz --n 100000

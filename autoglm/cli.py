@@ -212,6 +212,24 @@ def cmd_bench_reasoner(settings: Settings, args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.chaos import main as chaos_main
+
+    return chaos_main(args.rest)
+
+
+def cmd_fuzz(settings: Settings, args: argparse.Namespace) -> int:
+    from autoglm.fuzz import main as fuzz_main
+
+    return fuzz_main(args.rest)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from autoglm.demo import run_demo
 
@@ -274,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-reasoner", help="questions/second of the reasoner alone, per stage")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
+    p = sub.add_parser("bench", help="serving benchmark through Kafka: baselines, ceiling, this system")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --quick --json")
+
+    p = sub.add_parser("chaos", help="fault-injection suite: kills, restarts, pauses; counts lost and doubled")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 5000 --json")
+
+    p = sub.add_parser("fuzz", help="hostile and malformed input against the real ingest and feedback paths")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 100000")
+
     p = sub.add_parser("demo", help="run the pipeline on qa_val questions and summarise")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--workers", type=int, default=1)
@@ -295,6 +322,9 @@ COMMANDS = {
     "train": cmd_train,
     "explain": cmd_explain,
     "bench-reasoner": cmd_bench_reasoner,
+    "bench": cmd_bench,
+    "chaos": cmd_chaos,
+    "fuzz": cmd_fuzz,
 }
 
 
