@@ -156,6 +156,14 @@ async def test_wrong_credentials_are_refused(
     assert "SaslAuthenticationFailed" in caplog.text and "invalid credentials" in caplog.text
 
 
+async def test_waiting_for_a_broker_that_refuses_us_fails_fast(secure: SecureBroker) -> None:
+    s = secure.settings.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="SaslAuthenticationFailed.*AUTOGLM_KAFKA_SASL_"):
+        await wait_for_kafka_async(s, timeout_s=60)
+    assert time.monotonic() - t0 < 15
+
+
 @pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "PLAINTEXT"])
 async def test_client_without_tls_is_refused(secure: SecureBroker, protocol: str) -> None:
     await _refused(secure.settings.model_copy(update={"kafka_security_protocol": protocol}))

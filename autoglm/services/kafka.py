@@ -86,16 +86,37 @@ def _admin(settings: Settings, request_timeout_ms: int = 10_000) -> AIOKafkaAdmi
     return AIOKafkaAdminClient(**common_config(settings), request_timeout_ms=request_timeout_ms)
 
 
+# The broker answered and refused us: waiting longer cannot help.
+_REFUSALS = ("SaslAuthenticationFailed", "UnsupportedSaslMechanism", "CERTIFICATE_VERIFY_FAILED")
+
+
+class _LastError(logging.Handler):
+    """Keeps the last aiokafka warning or error (they name the reason; the raised error does not)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.message = record.getMessage()
+
+    @property
+    def refused(self) -> bool:
+        return self.message is not None and any(r in self.message for r in _REFUSALS)
+
+
 @contextmanager
-def _quiet_aiokafka() -> Iterator[None]:
-    """Connection-refused errors are expected while a broker boots; do not print each one."""
+def _quiet_aiokafka() -> Iterator[_LastError]:
+    """Connection-refused errors are expected while a broker boots; keep the last, print none."""
     logger = logging.getLogger("aiokafka")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    captured, propagate = _LastError(), logger.propagate
+    logger.addHandler(captured)
+    logger.propagate = False
     try:
-        yield
+        yield captured
     finally:
-        logger.setLevel(level)
+        logger.removeHandler(captured)
+        logger.propagate = propagate
 
 
 async def _cluster_ready(settings: Settings) -> None:
@@ -114,13 +135,19 @@ async def wait_for_kafka_async(settings: Settings, timeout_s: float = 120) -> No
     """Poll with metadata requests until the cluster answers; fail fast if our broker died."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
-    with _quiet_aiokafka():
+    with _quiet_aiokafka() as aiokafka_log:
         while time.monotonic() < deadline:
             try:
                 await _cluster_ready(settings)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
                 last = exc
+            if aiokafka_log.refused:
+                raise RuntimeError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} refused this client: "
+                    f"{aiokafka_log.message}. Check AUTOGLM_KAFKA_SECURITY_PROTOCOL, "
+                    "AUTOGLM_KAFKA_SASL_* and AUTOGLM_KAFKA_SSL_CAFILE."
+                )
             if not settings.kafka_is_external and kafka_pid(settings) is None:
                 raise RuntimeError(
                     "No local Kafka broker is running (it exited while starting, or was never "
@@ -134,7 +161,7 @@ async def wait_for_kafka_async(settings: Settings, timeout_s: float = 120) -> No
     )
     raise TimeoutError(
         f"Kafka at {settings.kafka_bootstrap_servers} did not answer a metadata request within "
-        f"{timeout_s:.0f}s (last error: {last!r}). Check {where}."
+        f"{timeout_s:.0f}s (last error: {last!r}; {aiokafka_log.message}). Check {where}."
     )
 
 
