@@ -282,23 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--reasoner", choices=["baseline", "gnn"])
 
-    p = sub.add_parser("train", help="train the GNN reasoner on qa_train (see workers/checkpoints)")
+    p = sub.add_parser("train", add_help=False, help="train the GNN reasoner on qa_train (see workers/checkpoints)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer (try --help)")
 
     p = sub.add_parser("explain", help="render an answered question's subgraph with its path highlighted")
     p.add_argument("question_id")
     p.add_argument("--format", choices=["dot", "svg", "mermaid"], default="mermaid")
 
-    p = sub.add_parser("bench-reasoner", help="questions/second of the reasoner alone, per stage")
+    p = sub.add_parser("bench-reasoner", add_help=False, help="questions/second of the reasoner alone, per stage")
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
-    p = sub.add_parser("bench", help="serving benchmark through Kafka: baselines, ceiling, this system")
+    p = sub.add_parser("bench", add_help=False, help="serving benchmark through Kafka: baselines, ceiling, this system")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --quick --json")
 
-    p = sub.add_parser("chaos", help="fault-injection suite: kills, restarts, pauses; counts lost and doubled")
+    p = sub.add_parser("chaos", add_help=False, help="fault-injection suite: kills, restarts, pauses; counts lost and doubled")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 5000 --json")
 
-    p = sub.add_parser("fuzz", help="hostile and malformed input against the real ingest and feedback paths")
+    p = sub.add_parser("fuzz", add_help=False, help="hostile and malformed input against the real ingest and feedback paths")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 100000")
 
     p = sub.add_parser("demo", help="run the pipeline on qa_val questions and summarise")
@@ -329,7 +329,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if hasattr(args, "rest"):  # pass-through commands hand their options to their own parser
+        args.rest = unknown + list(args.rest or [])
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     setup_logging(args.log_level)
     try:
         return COMMANDS[args.command](get_settings(), args)
