@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -66,7 +66,9 @@ def _port(preferred: int, taken: set[int]) -> int:
 
 
 def _script(name: str, env: dict[str, str]) -> dict[str, str]:
-    proc = subprocess.run([str(SECURE_DIR / name)], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(SECURE_DIR / name)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, f"infra/kafka/secure/{name} failed:\n{proc.stderr}"
     return dict(f.split("=", 1) for f in proc.stdout.strip().splitlines()[-1].split())
 
@@ -188,7 +190,9 @@ async def _refused(settings: Settings) -> None:
     assert time.monotonic() - t0 < 30
 
 
-async def _read(consumer: AIOKafkaConsumer, until, timeout_s: float = 30) -> list[bytes]:  # noqa: ANN001
+async def _read(
+    consumer: AIOKafkaConsumer, until: Callable[[list[bytes]], bool], timeout_s: float = 30
+) -> list[bytes]:
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not until(values):

@@ -119,5 +119,5 @@ def scram_sha_256_verifier(password: str, iterations: int = 4096, salt: str | No
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"SCRAM-SHA-256${iterations}:{b64(raw_salt)}${b64(stored_key)}:{b64(server_key)}"
+    salt_b64, stored_b64, server_b64 = (base64.b64encode(b).decode() for b in (raw_salt, stored_key, server_key))
+    return f"SCRAM-SHA-256${iterations}:{salt_b64}${stored_b64}:{server_b64}"
