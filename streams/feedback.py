@@ -1,4 +1,4 @@
-"""Feedback ingest: validate, dead-letter the bad, upsert the good into PostgreSQL.
+"""Feedback ingest: validate, dead-letter the bad, scrub personal data, upsert into PostgreSQL.
 
 The source record is acknowledged after the row is written (or the dead letter is
 produced), so a crash can only cause a re-write of the same row, keyed by feedback_id.
@@ -17,6 +17,7 @@ from schemas.settings import Settings
 from schemas.topics import FEEDBACK, FEEDBACK_DLQ, topic_name
 from schemas.wire import WireError, dead_letter, decode
 from autoglm.db import executemany_with_retry
+from streams.privacy import scrub_feedback
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class FeedbackIngest:
             record = dead_letter(value, key, err, self.source_topic, partition, offset)
             await self.sink.send_then(self.dlq_topic, record.to_bytes(), key, ack)
             return
-        row = feedback_row(feedback, self.source_topic, partition, offset)
+        # Comments and corrections are free text: no email, phone, card or IP reaches a table.
+        row = feedback_row(scrub_feedback(feedback), self.source_topic, partition, offset)
         await executemany_with_retry(self.pool, UPSERT_FEEDBACK, [row])
         self.stored += 1
         await ack()
