@@ -103,9 +103,20 @@ class StreamState(mode.Service):
             await self.health.cleanup()
 
 
+class StreamApp(faust.App):
+    """Faust app that empties the batching buffers before Faust waits for every consumed
+    record to be acknowledged at shutdown (otherwise it would wait out the window)."""
+
+    autoglm_state: "StreamState"
+
+    async def on_stop(self) -> None:
+        await self.autoglm_state.ingest.batcher.drain_mode()
+        await super().on_stop()
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the stream processor for `settings` (one per process)."""
-    app = faust.App(
+    app = StreamApp(
         settings.stream_app_id,
         broker=broker_url(settings),
         broker_credentials=broker_credentials(settings),

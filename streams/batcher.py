@@ -106,6 +106,13 @@ class KeyedBatcher(Generic[K, T]):
                 continue
             await self._close(key, "time")
 
+    async def drain_mode(self) -> None:
+        """From now on close every buffer at once (window 0): used while shutting down, so
+        nothing waits out a long window before its records can be acknowledged."""
+        self.window_s = 0.0
+        self._wakeup.set()
+        await self.flush_all()
+
     async def flush_all(self) -> None:
         """Emit every open buffer (shutdown, partition revocation)."""
         for key in list(self._buffers):

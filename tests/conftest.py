@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pydantic import SecretStr
 
 from schemas.settings import Settings, get_settings
 
@@ -40,9 +41,12 @@ def services() -> Settings:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process see exactly `settings`."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
         if value is None or name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         env[f"AUTOGLM_{name.upper()}"] = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
     env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     env["AUTOGLM_DATABASE_URL"] = settings.dsn

@@ -70,3 +70,28 @@ def test_health_endpoints_and_graceful_sigterm(pipeline: Pipeline) -> None:
     answers = [Answer.from_bytes(m.value()) for m in read_topic(s, topic_name(s, ANSWERS), expect=len(qs), timeout_s=300)]
     assert {a.question_id for a in answers} == {q.question_id for q in qs}
     assert rows(s, "answers", [q.question_id for q in qs]) == len(qs)
+
+
+def test_streams_sigterm_flushes_buffered_questions(pipeline: Pipeline) -> None:
+    from schemas.batch import Batch
+    from schemas.topics import BATCHES
+
+    port = free_port()
+    pipeline.configure(health_port=port, batch_window_ms=60_000)  # nothing closes on time
+    streams = pipeline.start("streams", "streams")
+    wait_ready(port)
+    s = pipeline.settings
+    qs = [Question(question_id=uuid.uuid4(), service="s", user_id="u", text="who directed [Heat]", ts=int(time.time() * 1000)) for _ in range(5)]
+    produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in qs])
+    deadline = time.monotonic() + 60
+    while get(port, "/metrics")[1]["buffered"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert get(port, "/metrics")[1]["buffered"] == 5
+
+    started = time.monotonic()
+    streams.send_signal(signal.SIGTERM)
+    streams.wait(timeout=60)
+    assert time.monotonic() - started < 60
+    batches = [Batch.from_bytes(m.value()) for m in read_topic(s, topic_name(s, BATCHES), expect=1, timeout_s=30)]
+    assert [b.trigger for b in batches] == ["flush"]
+    assert {x.question.question_id for x in batches[0].questions} == {q.question_id for q in qs}
