@@ -1,0 +1,5 @@
+import sys
+
+from autoglm.bench import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""CPU time of processes from /proc, to say which one saturates a core during a step."""
+
+from __future__ import annotations
+
+import os
+import time
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds used by `pid` so far, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+class CpuMeter:
+    """Per-process CPU use between `start()` and `stop()`, in % of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._t0 = 0.0
+        self._c0: dict[str, float | None] = {}
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = max(1e-6, time.monotonic() - self._t0)
+        out = {}
+        for name, pid in self.pids.items():
+            before, after = self._c0.get(name), cpu_seconds(pid)
+            if before is not None and after is not None:
+                out[name] = round(100 * (after - before) / elapsed, 1)
+        return out
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []

@@ -1,0 +1,237 @@
+"""The run's result as one JSON object, a Markdown table and PNG plots in bench-results/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from autoglm.bench.systems import LABELS
+
+TARGETS = {"ratio_vs_per_message": 5.0, "ratio_vs_faust_take": 1.5, "fraction_of_ceiling": 0.5}
+P99_AT_70PCT_TARGET_MS = 150.0
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def summarise(raw: dict, config: dict) -> dict:
+    """Headline figures on top of the raw per-system results."""
+    systems = raw["systems"]
+    top = {name: s.get("max_throughput_qps") for name, s in systems.items()}
+    c = top.get("pipeline")
+    pipe = systems.get("pipeline", {})
+    at70 = pipe.get("at_70pct") or {}
+    out = {
+        "max_throughput_qps": c,
+        "ratio_vs_per_message": _ratio(c, top.get("per_message")),
+        "ratio_vs_faust_take": _ratio(c, top.get("faust_take")),
+        "fraction_of_ceiling": _ratio(c, top.get("ceiling")),
+        "p99_ms_at_70pct_load": at70.get("p99_ms"),
+        "load_at_70pct_qps": at70.get("offered_qps"),
+        "max_throughput_by_system": top,
+        "common_load": common_load(systems),
+        "pipeline_limit": explain_limit(pipe),
+        "config": config,
+        **raw,
+    }
+    out["targets"] = {
+        **{f"{k} >= {v}": (out[k] >= v if out[k] is not None else None) for k, v in TARGETS.items()},
+        f"p99_ms_at_70pct_load <= {P99_AT_70PCT_TARGET_MS:.0f}": (
+            out["p99_ms_at_70pct_load"] <= P99_AT_70PCT_TARGET_MS if out["p99_ms_at_70pct_load"] is not None else None
+        ),
+    }
+    return out
+
+
+def common_load(systems: dict) -> dict | None:
+    """p99 of every system at one offered load: the per-message baseline's maximum (the
+    lowest of the model-serving systems, so every system can carry it)."""
+    source = next((n for n in ("per_message", "faust_take") if systems.get(n, {}).get("max_throughput_qps")), None)
+    if source is None:
+        return None
+    at_max = systems[source].get("at_max") or {}
+    p99 = {source: at_max.get("p99_ms")}
+    for name, s in systems.items():
+        step = (s.get("at_common_loads") or {}).get(source)
+        if step:
+            p99[name] = step.get("p99_ms")
+    return {"offered_qps": at_max.get("offered_qps"), "source": source, "p99_ms": p99}
+
+
+def explain_limit(pipe: dict) -> str | None:
+    """What stops the pipeline at its maximum: which stage grows, which process saturates."""
+    best = pipe.get("at_max")
+    if not best or not best.get("stages"):
+        return None
+    over = [s for s in pipe.get("steps", []) if not s["ok"] and s["offered_qps"] > best["offered_qps"] and s.get("stages")]
+    worst = min(over, key=lambda s: s["offered_qps"]) if over else None
+    e2e = sum(v["mean"] for v in best["stages"].values())
+    parts = ", ".join(f"{k.removesuffix('_ms')} {v['mean']:.0f}" for k, v in best["stages"].items())
+    text = f"at its maximum ({best['throughput_qps']:.0f} q/s) the mean {e2e:.0f} ms splits into {parts} ms"
+    text += _cpu_text(best)
+    if worst is not None:
+        grown = {k: worst["stages"][k]["mean"] - best["stages"][k]["mean"] for k in best["stages"]}
+        stage = max(grown, key=grown.get)
+        text += (f"; one step above ({worst['offered_qps']:.0f} q/s offered) {stage.removesuffix('_ms')} "
+                 f"grows by {grown[stage]:.0f} ms{_cpu_text(worst)}")
+        text += {
+            "queue_ms": ": batches wait for a busy worker, the reasoner is the bottleneck",
+            "inference_ms": ": reasoner calls get slower (bigger calls or CPU contention)",
+            "ingest_ms": ": the stream processor falls behind the questions topic",
+            "batch_wait_ms": ": buffers wait longer to close",
+            "deliver_ms": ": writing answers (database, produce, transaction) falls behind",
+        }[stage]
+    return text
+
+
+def _cpu_text(step: dict) -> str:
+    cpu = step.get("cpu_pct") or {}
+    if not cpu:
+        return ""
+    return " (CPU % of a core: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])) + ")"
+
+
+def _fmt(value: object, suffix: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def markdown(result: dict) -> str:
+    systems = result["systems"]
+    common = result.get("common_load") or {}
+    c = result.get("max_throughput_qps")
+    load = _fmt(common.get("offered_qps"))
+    lines = [
+        f"# Serving benchmark ({result['config']['mode']}, reasoner `{result['config']['reasoner']}`)",
+        "",
+        f"Machine: {result['config']['cpus']} CPUs; before: `{result['uptime_before']}`; after: `{result['uptime_after']}`.",
+        f"Workload: {_workload_text(result['config'])}; open-loop Poisson arrivals; steps of "
+        f"{result['config']['step_s']:.0f} s; SLO p99 <= {result['config']['slo_ms']:.0f} ms (unanswered = late).",
+        "",
+        f"| system | max q/s at p99 <= {result['config']['slo_ms']:.0f} ms | p50 / p95 / p99 at max (ms) "
+        f"| p99 at {load} q/s (ms) | batch mean (fill) | reasoner call mean | lag max | (c) / system |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in systems.items():
+        best = s.get("at_max") or {}
+        batch = best.get("batch_size") or {}
+        call = best.get("call_size") or {}
+        lag = max((v["max"] for v in (best.get("lag") or {}).values()), default=None)
+        p99_common = (common.get("p99_ms") or {}).get(name)
+        error = s.get("error")
+        lines.append(
+            f"| {LABELS.get(name, name)} | {_fmt(s.get('max_throughput_qps')) if not error else 'failed: ' + error[:60]} "
+            f"| {_fmt(best.get('p50_ms'))} / {_fmt(best.get('p95_ms'))} / {_fmt(best.get('p99_ms'))} "
+            f"| {_fmt(p99_common)} "
+            f"| {_fmt(batch.get('mean'))} ({_fmt(batch.get('fill'))}) | {_fmt(call.get('mean'))} | {_fmt(lag)} "
+            f"| {_fmt(_ratio(c, s.get('max_throughput_qps')))} |"
+        )
+    lines += ["", "Headline: " + ", ".join(
+        f"{k} = {_fmt(result.get(k))}" for k in
+        ("max_throughput_qps", "ratio_vs_per_message", "ratio_vs_faust_take", "fraction_of_ceiling", "p99_ms_at_70pct_load")
+    ) + "."]
+    lines += ["", "Targets: " + "; ".join(f"{k}: {_verdict(v)}" for k, v in result["targets"].items()) + "."]
+    lines += _stage_table(systems.get("pipeline", {}))
+    if result.get("pipeline_limit"):
+        lines += ["", f"What limits (c): {result['pipeline_limit']}."]
+    lines += _window_table(systems.get("pipeline", {}))
+    lines += ["", "Notes: (c) also deduplicates, runs the safety gate, writes every answer to PostgreSQL and "
+              "produces answers in Kafka transactions; (a) and (b) only consume, answer and produce. Quotas are off "
+              "in all systems. Latency runs from the intended produce time to the harness consuming the answer."]
+    return "\n".join(lines) + "\n"
+
+
+def _workload_text(config: dict) -> str:
+    w = config["workload"]
+    return (f"{w['source']}, {w['users']} users x {w['services']} services"
+            f"{', raw text' if w['raw_text'] else ', entities bracketed'}")
+
+
+def _verdict(value: object) -> str:
+    return {True: "met", False: "missed", None: "not measured"}[value]  # type: ignore[index]
+
+
+def _stage_table(pipe: dict) -> list[str]:
+    rows = [("at max", pipe.get("at_max")), ("at 70% of max", pipe.get("at_70pct"))]
+    rows = [(k, s) for k, s in rows if s and s.get("stages")]
+    if not rows:
+        return []
+    stages = list(rows[0][1]["stages"])
+    out = ["", "Time per stage in (c), mean / p99 ms:", "",
+           "| load | q/s | " + " | ".join(s.removesuffix("_ms") for s in stages) + " | end-to-end p99 |",
+           "|---|---:|" + "---:|" * (len(stages) + 1)]
+    for name, step in rows:
+        cells = " | ".join(f"{step['stages'][s]['mean']:.0f} / {_fmt(step['stages'][s]['p99'])}" for s in stages)
+        out.append(f"| {name} | {_fmt(step['throughput_qps'])} | {cells} | {_fmt(step['p99_ms'])} |")
+    return out
+
+
+def _window_table(pipe: dict) -> list[str]:
+    sweep = pipe.get("window_sweep")
+    if not sweep:
+        return []
+    out = ["", "Batch window sweep for (c):", "", "| window ms | max q/s at SLO | peak q/s measured |", "|---:|---:|---:|"]
+    for w in sweep:
+        out.append(f"| {w['window_ms']} | {_fmt(w.get('max_throughput_qps'))} | {_fmt(w.get('peak_throughput_qps'))} |")
+    return out
+
+
+def plots(result: dict, out_dir: Path) -> list[str]:
+    """latency_vs_load.png and throughput_vs_window.png; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    slo = result["config"]["slo_ms"]
+    cap = 10 * slo  # overloaded steps (p99 unknown or huge) are drawn here
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, s in result["systems"].items():
+        steps = sorted((st for st in s.get("steps", []) if st["label"] == "sweep"), key=lambda st: st["offered_qps"])
+        if not steps:
+            continue
+        x = [st["offered_qps"] for st in steps]
+        line, = ax.plot(x, [min(cap, st["p99_ms"] or cap) for st in steps], marker="o", label=f"{LABELS[name]} p99")
+        ax.plot(x, [min(cap, st["p50_ms"] or cap) for st in steps], ls="--", color=line.get_color(), alpha=0.6)
+    ax.axhline(slo, color="grey", ls=":", label=f"SLO {slo:.0f} ms")
+    ax.set(xscale="log", yscale="log", xlabel="offered load (questions/s)", ylabel="latency (ms), p99 solid, p50 dashed",
+           title=f"Latency vs offered load (overloaded steps drawn at {cap:.0f} ms)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "latency_vs_load.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(str(path))
+    sweep = [w for w in (result["systems"].get("pipeline", {}).get("window_sweep") or []) if "error" not in w]
+    if sweep:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        xs = [w["window_ms"] for w in sweep]
+        ax.plot(xs, [w["max_throughput_qps"] or 0 for w in sweep], marker="o", label=f"max at p99 <= {slo:.0f} ms")
+        ax.plot(xs, [w["peak_throughput_qps"] or 0 for w in sweep], marker="s", ls="--", label="peak measured")
+        ax.set(xlabel="batch window (ms)", ylabel="throughput (questions/s)", title="(c) throughput vs batch window")
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "throughput_vs_window.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def write(result: dict, out_dir: Path) -> dict:
+    """Write bench.json, report.md and the plots; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"json": str(out_dir / "bench.json"), "markdown": str(out_dir / "report.md")}
+    files["plots"] = plots(result, out_dir)
+    result["files"] = files
+    (out_dir / "report.md").write_text(markdown(result))
+    (out_dir / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return files

@@ -1,0 +1,258 @@
+"""One benchmark run: every system, same machine, same reasoner, one after another.
+
+All systems start together (their models load in parallel, which saves minutes) and are
+probed until each answers; then they are measured one at a time, and each is stopped
+once measured, so no system is measured while another one is busy:
+
+1. warm up at a low rate, then estimate capacity with a burst;
+2. search the maximum sustainable throughput at p99 <= SLO (`search.find_max`);
+3. measure at the common loads (the maxima of the systems measured before), so every
+   system has a p99 at the same offered load;
+4. pipeline only: 70 % of its maximum, and the search again for a few batch windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from autoglm.bench.cpu import loadavg
+from autoglm.bench.driver import Driver, StepPlan
+from autoglm.bench.search import SearchPlan, find_max
+from autoglm.bench.systems import SYSTEMS, System, isolate
+from autoglm.bench.workload import Workload
+from autoglm.services.kafka import ensure_topics_async, kafka_pid
+from schemas.kafka_config import common_config
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Later systems are also measured at these systems' maxima: p99 of everyone at one load.
+COMMON_LOAD_SOURCES = ("per_message", "faust_take")
+
+
+def say(message: str) -> None:
+    """Progress on stderr (stdout is reserved for the result)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def uptime() -> str:
+    """`uptime` as printed (machine load goes with every measurement)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"load average: {loadavg()}"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that shapes a run; `quick()` and `full()` are the two presets."""
+
+    mode: str
+    step_s: float
+    search: SearchPlan
+    windows: tuple[int, ...]  # batch windows (ms) for the pipeline's window sweep
+    window_steps: int
+    budget_s: float  # the whole run stops searching after this long
+    systems: tuple[str, ...] = SYSTEMS
+    slo_ms: float = 200.0
+    users: int = 100
+    services: int = 4
+    raw_text: bool = False
+    workers: int = 1
+    echo: bool = False
+    ready_timeout_s: float = 420.0
+    out_dir: Path = Path("bench-results")
+
+    @classmethod
+    def quick(cls, **kw: object) -> BenchConfig:
+        defaults = dict(mode="quick", step_s=4.0, search=SearchPlan(max_steps=5, refine=1), windows=(10, 100),
+                        window_steps=3, budget_s=600.0)
+        return cls(**{**defaults, **kw})  # type: ignore[arg-type]
+
+    @classmethod
+    def full(cls, **kw: object) -> BenchConfig:
+        defaults = dict(mode="full", step_s=10.0, search=SearchPlan(max_steps=8, refine=2), windows=(10, 25, 100, 150),
+                        window_steps=4, budget_s=1800.0)
+        return cls(**{**defaults, **kw})  # type: ignore[arg-type]
+
+
+@dataclass
+class Clock:
+    budget_s: float
+    t0: float = field(default_factory=time.monotonic)
+
+    def left(self) -> bool:
+        return time.monotonic() - self.t0 < self.budget_s
+
+
+async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
+    """Run every configured system and return the raw results (see report.summarise)."""
+    clock = Clock(cfg.budget_s)
+    run_id = f"bench{uuid.uuid4().hex[:6]}"
+    log_dir = cfg.out_dir / "logs"
+    workload_seed = 17
+    systems = [System(name, isolate(base, run_id, name), log_dir, cfg.echo, cfg.workers)
+               for name in SYSTEMS if name in cfg.systems]
+    out: dict = {"run_id": run_id, "uptime_before": uptime(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "systems": {}}
+    say(f"run {run_id}: {', '.join(s.name for s in systems)}; {out['uptime_before']}")
+    for system in systems:
+        await ensure_topics_async(system.settings)
+    drivers: dict[str, Driver] = {}
+    try:
+        for system in systems:
+            system.start()
+        for system in systems:
+            drivers[system.name] = _driver(system, base, Workload(cfg.users, cfg.services, cfg.raw_text, workload_seed))
+            await drivers[system.name].start()
+        startup = await _wait_all_ready(systems, drivers, cfg.ready_timeout_s)
+        common: dict[str, float] = {}  # system name -> its max, used as a common load by later systems
+        for system in systems:
+            result = {"label": system.label, **startup[system.name]}
+            out["systems"][system.name] = result
+            if "error" not in result:
+                result.update(await _measure(system, drivers[system.name], cfg, clock, common))
+                if result.get("max_throughput_qps") and system.name in COMMON_LOAD_SOURCES:
+                    common[system.name] = result["max_throughput_qps"]
+            await drivers.pop(system.name).stop()
+            system.stop()
+    finally:
+        for driver in drivers.values():
+            await driver.stop()
+        for system in systems:
+            system.stop()
+        await _delete_topics(base, run_id)
+    out["uptime_after"] = uptime()
+    out["elapsed_s"] = round(time.monotonic() - clock.t0, 1)
+    return out
+
+
+def _driver(system: System, base: Settings, workload: Workload) -> Driver:
+    broker = kafka_pid(base) if not base.kafka_is_external else None
+
+    def pids() -> dict[str, int]:
+        found = {f"{system.name}:{role}": pid for role, pid in system.pids().items()}
+        found["harness"] = os.getpid()
+        if broker:
+            found["kafka"] = broker
+        return found
+
+    return Driver(system.name, system.settings, workload, system.lag_groups(), pids, system.batch_max_size())
+
+
+async def _wait_all_ready(systems: list[System], drivers: dict[str, Driver], timeout_s: float) -> dict[str, dict]:
+    say("waiting for every system to answer a probe (models load in parallel) ...")
+
+    async def one(system: System) -> dict:
+        try:
+            waited = await drivers[system.name].wait_ready(timeout_s)
+            say(f"{system.name} ready after {waited:.0f}s")
+            return {"startup_s": round(waited, 1)}
+        except TimeoutError as exc:
+            say(f"{system.name}: {exc}; exited: {system.exited()}")
+            return {"error": str(exc)}
+
+    results = await asyncio.gather(*(one(s) for s in systems))
+    return {s.name: r for s, r in zip(systems, results)}
+
+
+async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Clock, common: dict[str, float]) -> dict:
+    plan = StepPlan(duration_s=cfg.step_s, slo_ms=cfg.slo_ms)
+    say(f"{system.name}: warm-up and capacity estimate")
+    await driver.step(10.0 if system.name != "ceiling" else 100.0, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms), "warmup")
+    estimate = await _estimate_capacity(driver, 1000 if system.name == "ceiling" else 200)
+    start = max(cfg.search.min_rate, 0.5 * (estimate["throughput_qps"] or 10.0))
+    say(f"{system.name}: burst estimate {estimate['throughput_qps']} q/s; searching from {start:.0f} q/s")
+    best, steps = await find_max(_logged(system.name, driver, plan), start, cfg.search, clock.left)
+    result: dict = {"capacity_estimate": estimate, "max_throughput_qps": best, "steps": steps,
+                    "at_max": _best_step(steps)}
+    say(f"{system.name}: max sustainable {best} q/s")
+    reference = {}
+    for other, rate in common.items():
+        if clock.left():
+            reference[other] = await _logged(system.name, driver, plan, f"at {other} max")(rate)
+    result["at_common_loads"] = reference
+    if system.name == "pipeline" and best:
+        if clock.left():
+            result["at_70pct"] = await _logged(system.name, driver, plan, "70% of max")(0.7 * best)
+        result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps)
+    return result
+
+
+def _logged(name: str, driver: Driver, plan: StepPlan, label: str = "sweep") -> Callable:
+    async def step(rate: float) -> dict:
+        result = await driver.step(rate, plan, label)
+        verdict = "ok " if result["ok"] else "FAIL"
+        say(f"{name}: {verdict} offered {rate:7.1f} q/s -> {result['throughput_qps']:7.1f} q/s, "
+            f"p50 {result['p50_ms']} p99 {result['p99_ms']} ms{' (aborted)' if result['aborted'] else ''} [{label}]")
+        return result
+
+    return step
+
+
+async def _estimate_capacity(driver: Driver, n: int) -> dict:
+    """Bursts of growing size until one takes at least 1.5 s to answer."""
+    result: dict = {}
+    for _ in range(3):
+        result = await driver.burst(n, timeout_s=30.0)
+        rate = result["throughput_qps"]
+        if not rate or (result["elapsed_s"] or 0) >= 1.5:
+            break
+        n = min(30_000, int(rate * 3))
+    return result
+
+
+def _best_step(steps: list[dict]) -> dict | None:
+    good = [s for s in steps if s["ok"]]
+    return max(good, key=lambda s: s["throughput_qps"]) if good else None
+
+
+async def _window_sweep(
+    system: System, driver: Driver, cfg: BenchConfig, clock: Clock, best: float, steps: list[dict],
+) -> list[dict]:
+    """The search again for other batch windows, starting at the default window's maximum."""
+    default = system.settings.batch_window_ms
+    sweep = [{"window_ms": default, "max_throughput_qps": best,
+              "peak_throughput_qps": max(s["throughput_qps"] for s in steps), "steps": steps}]
+    plan = StepPlan(duration_s=cfg.step_s, slo_ms=cfg.slo_ms)
+    search = SearchPlan(max_steps=cfg.window_steps, refine=1, up=1.3, down=1.5)
+    for window in cfg.windows:
+        if window == default or not clock.left():
+            continue
+        say(f"pipeline: restarting the stream processor with a {window} ms batch window")
+        system.restart_streams(window)
+        try:
+            await driver.wait_ready(120.0)
+        except TimeoutError as exc:
+            sweep.append({"window_ms": window, "error": str(exc)})
+            continue
+        await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms), "warmup")
+        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", driver, plan), best, search, clock.left)
+        sweep.append({"window_ms": window, "max_throughput_qps": top,
+                      "peak_throughput_qps": max((s["throughput_qps"] for s in wsteps), default=None), "steps": wsteps})
+    return sorted(sweep, key=lambda w: w["window_ms"])
+
+
+async def _delete_topics(base: Settings, run_id: str) -> None:
+    """Remove this run's topics (a benchmark leaves the broker as it found it)."""
+    admin = AIOKafkaAdminClient(**common_config(base))
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{run_id}-")]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception as exc:  # noqa: BLE001 - leftovers are harmless; say so and go on
+        say(f"could not delete topics of {run_id}: {exc!r}")
+    finally:
+        await admin.close()

@@ -1,0 +1,78 @@
+"""Child-process entry for the systems the harness starts itself:
+
+    python -m autoglm.bench.serve passthrough|per_message|faust_take|worker
+
+Settings come from the environment (the harness sets the isolated topic prefix and group
+ids). `AUTOGLM_BENCH_REASONER=echo` swaps the reasoner for the instant echo one (smoke
+runs); otherwise it is `workers.reasoner.load_reasoner(settings)`, as in the pipeline.
+`worker` runs the pipeline's own BatchWorker, used only with the echo reasoner (the
+real pipeline is started through `autoglm run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from autoglm.logs import setup_logging
+from schemas.settings import Settings, get_settings
+from workers.reasoner import Reasoner, load_reasoner
+
+KINDS = ("passthrough", "per_message", "faust_take", "worker")
+REASONER_ENV = "AUTOGLM_BENCH_REASONER"
+
+
+def load_bench_reasoner(settings: Settings) -> Reasoner:
+    if os.environ.get(REASONER_ENV) == "echo":
+        from autoglm.bench.echo import EchoReasoner
+
+        return EchoReasoner()
+    return load_reasoner(settings)
+
+
+def until_signal(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `serve(stop)` until SIGTERM/SIGINT sets `stop`."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    asyncio.run(main())
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in KINDS:
+        print(f"usage: python -m autoglm.bench.serve {{{'|'.join(KINDS)}}}", file=sys.stderr)
+        return 2
+    kind = argv[0]
+    setup_logging(os.environ.get("AUTOGLM_LOG_LEVEL", "WARNING"))
+    settings = get_settings()
+    if kind == "passthrough":
+        from autoglm.bench.passthrough import relay
+
+        until_signal(lambda stop: relay(settings, stop))
+        return 0
+    reasoner = load_bench_reasoner(settings)
+    if kind == "per_message":
+        from autoglm.bench.per_message import serve
+
+        until_signal(lambda stop: serve(settings, reasoner, stop))
+    elif kind == "faust_take":
+        from autoglm.bench.faust_take import run
+
+        run(settings, reasoner)
+    else:
+        from workers.service import BatchWorker
+
+        until_signal(lambda stop: BatchWorker(settings, reasoner).run(stop))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,148 @@
+"""The systems under test as child processes, each with its own topics and group ids.
+
+* `ceiling`     - raw Kafka pass-through (autoglm.bench.passthrough), no model
+* `per_message` - baseline (a), autoglm.bench.per_message
+* `faust_take`  - baseline (b), autoglm.bench.faust_take
+* `pipeline`    - (c) this system: `autoglm run --streams-only` and `--workers-only`
+                  processes, as `autoglm run` starts them
+
+Settings reach a child through the environment: the harness's own environment plus the
+`AUTOGLM_*` values it changes (topic prefix, app and group ids, batch window, reasoner).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.settings import REPO_ROOT, Settings
+from schemas.topics import BATCHES, QUESTIONS, topic_name
+
+SYSTEMS = ("ceiling", "per_message", "faust_take", "pipeline")
+LABELS = {
+    "ceiling": "Kafka pass-through (ceiling)",
+    "per_message": "(a) per-message aiokafka loop",
+    "faust_take": "(b) Faust stream.take(100, within=0.05)",
+    "pipeline": "(c) this system",
+}
+SERVE = [sys.executable, "-m", "autoglm.bench.serve"]
+CLI = [sys.executable, "-m", "autoglm.cli", "--log-level", "WARNING", "run"]
+
+
+def isolate(base: Settings, run_id: str, name: str) -> Settings:
+    """Settings with a private topic prefix and group ids; quotas off and no health port
+    (a benchmark measures capacity, and must not collide with a running pipeline's port)."""
+    tag = f"{run_id}-{name.replace('_', '-')}"
+    return base.model_copy(
+        update={
+            "topic_prefix": f"{tag}-",
+            "stream_app_id": f"{tag}-streams",
+            "worker_group_id": f"{tag}-workers",
+            "quota_rate_per_s": 0.0,
+            "health_port": 0,
+        }
+    )
+
+
+def child_env(settings: Settings, echo: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AUTOGLM_TOPIC_PREFIX": settings.topic_prefix,
+            "AUTOGLM_STREAM_APP_ID": settings.stream_app_id,
+            "AUTOGLM_WORKER_GROUP_ID": settings.worker_group_id,
+            "AUTOGLM_QUOTA_RATE_PER_S": str(settings.quota_rate_per_s),
+            "AUTOGLM_HEALTH_PORT": str(settings.health_port),
+            "AUTOGLM_BATCH_WINDOW_MS": str(settings.batch_window_ms),
+            "AUTOGLM_REASONER": settings.reasoner,
+            "AUTOGLM_PARTITIONS": str(settings.partitions),
+        }
+    )
+    if echo:
+        env["AUTOGLM_BENCH_REASONER"] = "echo"
+    else:
+        env.pop("AUTOGLM_BENCH_REASONER", None)
+    return env
+
+
+@dataclass
+class System:
+    """One system's processes. `start()` returns at once; readiness is probed through Kafka."""
+
+    name: str
+    settings: Settings
+    log_dir: Path
+    echo: bool = False
+    workers: int = 1
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
+
+    def start(self) -> None:
+        if self.name == "pipeline":
+            self._spawn("streams", CLI + ["--streams-only"])
+            for i in range(1, self.workers + 1):
+                cmd = SERVE + ["worker"] if self.echo else CLI + ["--workers-only"]
+                self._spawn(f"worker-{i}", cmd)
+        else:
+            kind = {"ceiling": "passthrough"}.get(self.name, self.name)
+            self._spawn(self.name, SERVE + [kind])
+
+    def _spawn(self, role: str, cmd: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{self.name}-{role}.log", "ab")
+        env = {**child_env(self.settings, self.echo), "AUTOGLM_WORKER_INSTANCE": f"{self.settings.worker_group_id}-{role}"}
+        self.procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        log.close()
+
+    def restart_streams(self, batch_window_ms: int) -> None:
+        """Pipeline only: a new stream processor with another batch window (the workers,
+        with their loaded models, keep running; the group resumes from committed offsets)."""
+        self.settings = self.settings.model_copy(update={"batch_window_ms": batch_window_ms})
+        proc = self.procs.pop("streams")
+        _terminate([proc], timeout_s=30)
+        self._spawn("streams", CLI + ["--streams-only"])
+
+    def pids(self) -> dict[str, int]:
+        return {role: p.pid for role, p in self.procs.items() if p.poll() is None}
+
+    def exited(self) -> dict[str, int]:
+        return {role: p.returncode for role, p in self.procs.items() if p.poll() is not None}
+
+    def lag_groups(self) -> list[tuple[str, str]]:
+        """(consumer group, topic) pairs whose lag is sampled."""
+        questions = topic_name(self.settings, QUESTIONS)
+        if self.name == "pipeline":
+            return [(self.settings.stream_app_id, questions),
+                    (self.settings.worker_group_id, topic_name(self.settings, BATCHES))]
+        if self.name == "faust_take":
+            return [(self.settings.stream_app_id, questions)]
+        return [(self.settings.worker_group_id, questions)]
+
+    def batch_max_size(self) -> int | None:
+        return {"pipeline": self.settings.batch_max_size, "faust_take": 100, "per_message": 1}.get(self.name)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        _terminate(list(self.procs.values()), timeout_s)
+        self.procs.clear()
+
+
+def _terminate(procs: list[subprocess.Popen], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL whatever has not exited within `timeout_s`."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
