@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     worker_transactions: bool = True
     worker_instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     transaction_timeout_ms: int = 10_000
-    worker_max_batches: int = 16  # batches polled together share one reasoner call
+    worker_max_batches: int = 16
+    max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
     reasoner: str = "baseline"
     device: str = "auto"
     torch_threads: int = 0

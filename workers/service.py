@@ -38,6 +38,7 @@ from schemas.topics import ANSWERS, BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter
 from workers.answers import build_answers, error_results, now_ms
 from workers.reasoner import Reasoned, Reasoner
+from workers.splitting import split_by_cost
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class BatchWorker:
         self.answered = 0
         self.batches = 0
         self.withheld = 0
+        self.chunks = 0
         self.ready = False
         self.heartbeat = Heartbeat(stale_s=settings.db_retry_max_s + 300)
         self.rules = rules_from_settings(settings)
@@ -191,13 +193,28 @@ class BatchWorker:
             return []
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, self.reasoner.answer_batch, questions)
+            results = await loop.run_in_executor(self.executor, self._answer_within_budget, questions)
             if len(results) != len(questions):
                 raise RuntimeError(f"reasoner returned {len(results)} results for {len(questions)} questions")
             return results
         except Exception as exc:  # a reasoner bug must not stall the partition
             log.exception("reasoner failed", extra={"batch_ids": [str(b.batch_id) for b in batches]})
             return error_results(len(questions), f"reasoner failed: {type(exc).__name__}: {exc}"[:500])
+
+    def _answer_within_budget(self, questions: list[Question]) -> list[Reasoned]:
+        """One reasoner call, or several when the estimated cost exceeds the budget
+        (`AUTOGLM_MAX_BATCH_COST`; reasoners that cannot estimate are never split)."""
+        estimate = getattr(self.reasoner, "estimate_costs", None)
+        if estimate is None or self.settings.max_batch_cost <= 0:
+            return self.reasoner.answer_batch(questions)
+        costs = estimate(questions)
+        chunks = split_by_cost(questions, costs, [q.ts for q in questions], self.settings.max_batch_cost)
+        self.chunks += len(chunks)
+        results: list[Reasoned | None] = [None] * len(questions)
+        for chunk in chunks:
+            for i, result in zip(chunk, self.reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     def _comply(self, result: Reasoned, question: Question) -> Reasoned:
         """Withhold an answer that breaks an output rule; say which rule."""

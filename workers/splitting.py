@@ -1,0 +1,34 @@
+"""Cost-aware splitting: a batch too expensive for one reasoner call is answered in chunks.
+
+A batch of large 3-hop questions can reach a subgraph far bigger than the memory and
+latency budget of one forward pass. The worker asks the reasoner for a cost estimate per
+question (subgraph nodes + edges it expects to touch) and cuts the work into chunks whose
+total cost stays under `budget`, oldest requests first so that the questions that have
+waited longest are answered first. A single question over the budget forms its own chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def split_by_cost(items: Sequence[T], costs: Sequence[float], ages: Sequence[int], budget: float) -> list[list[int]]:
+    """Index chunks of `items`: ordered oldest first (smallest `ages` value = earliest
+    ingest time), each chunk's cost <= budget unless it holds one item."""
+    if budget <= 0:
+        return [list(range(len(items)))] if items else []
+    order = sorted(range(len(items)), key=lambda i: ages[i])
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    total = 0.0
+    for i in order:
+        if current and total + costs[i] > budget:
+            chunks.append(current)
+            current, total = [], 0.0
+        current.append(i)
+        total += costs[i]
+    if current:
+        chunks.append(current)
+    return chunks
