@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_buffered_questions: int = 20_000
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
+    adaptive_batching: bool = False  # online controller tunes window and size per service
+    latency_target_p99_ms: float = 150.0  # the controller's p99 target
     safety_rules_file: Path | None = None  # JSON of schemas.safety.SafetyRules; built-in defaults otherwise
     quota_rate_per_s: float = 2000.0  # per service and stream process; 0 disables quotas
     quota_burst: float = 4000.0

@@ -19,8 +19,10 @@ from aiohttp import web
 from schemas.kafka_config import security_config
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, QUESTIONS, topic_name
+from streams.controller import BatchController
 from streams.feedback import FeedbackIngest
 from streams.ingest import Ingest
+from streams.latency_feed import feed_latencies
 from autoglm.db import create_pool
 from autoglm.health import serve_health
 from streams.sink import DeliverySink
@@ -57,7 +59,15 @@ class StreamState(mode.Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.sink = DeliverySink(settings, client_id=f"{settings.stream_app_id}-sink")
-        self.ingest = Ingest(settings, self.sink)
+        self.controller = (
+            BatchController(
+                p99_target_ms=settings.latency_target_p99_ms,
+                start=(settings.batch_window_ms / 1000, settings.batch_max_size),
+            )
+            if settings.adaptive_batching
+            else None
+        )
+        self.ingest = Ingest(settings, self.sink, self.controller)
         self.feedback: FeedbackIngest | None = None
         self.ready = asyncio.Event()
         self.health: web.AppRunner | None = None
@@ -81,6 +91,7 @@ class StreamState(mode.Service):
         return {
             **c.__dict__,
             "buffered": self.ingest.batcher.buffered,
+            "controller": self.controller.snapshot() if self.controller else None,
             "feedback_stored": fb.stored if fb else 0,
             "feedback_dead_lettered": fb.dead_lettered if fb else 0,
         }
@@ -88,6 +99,12 @@ class StreamState(mode.Service):
     @mode.Service.task
     async def _batch_timer(self) -> None:
         await self.ingest.batcher.run_timer()
+
+    @mode.Service.task
+    async def _controller_feed(self) -> None:
+        if self.controller is not None:
+            await self.ready.wait()
+            await feed_latencies(self.settings, self.controller)
 
     async def flush(self) -> None:
         """Emit every open buffer and wait until Kafka confirmed it."""

@@ -4,12 +4,13 @@ Why not Faust's `stream.take()`: it batches per agent (all keys mixed) and ackno
 on its own. Here every cluster (service, user_id) has its own buffer; a buffer is emitted
 when the first of these happens:
 
-* `window_s` has passed since its first request arrived   -> trigger "time"
-* it holds `max_size` requests                            -> trigger "count"
+* its window has passed since its first request arrived   -> trigger "time"
+* it holds its maximum number of requests                 -> trigger "count"
 * its question payload reaches `max_bytes`                -> trigger "bytes"
 
-Buffers live in an OrderedDict in order of their first arrival, so the buffer with the
-earliest deadline is always the first one: the timer looks at one entry, not all.
+Window and maximum size can differ per key (the adaptive controller tunes them per
+service), so deadlines are kept in a heap: the timer sleeps until the earliest one.
+A heap entry whose buffer has already closed (count/bytes) is skipped when popped.
 Emission is handed to `emit`, which owns producing the batch and acknowledging the
 source records only after the produce succeeded.
 """
@@ -17,8 +18,9 @@ source records only after the produce succeeded.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
@@ -27,12 +29,15 @@ from schemas.batch import Trigger
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
+Limits = Callable[[K], tuple[float, int]]  # key -> (window_s, max_size)
+
 
 @dataclass
 class Buffer(Generic[T]):
-    """Requests waiting in one cluster."""
+    """Requests waiting in one cluster, with the limits in force when it opened."""
 
-    opened_at: float
+    deadline: float
+    max_size: int
     items: list[T] = field(default_factory=list)
     nbytes: int = 0
 
@@ -43,17 +48,32 @@ Emit = Callable[[K, list[T], Trigger], Awaitable[None]]
 class KeyedBatcher(Generic[K, T]):
     """Groups items by key and hands each closed group to `emit`."""
 
-    def __init__(self, emit: Emit, window_s: float, max_size: int, max_bytes: int) -> None:
+    def __init__(
+        self, emit: Emit, window_s: float, max_size: int, max_bytes: int, limits: Limits | None = None
+    ) -> None:
         if max_size < 1 or max_bytes < 1 or window_s <= 0:
             raise ValueError("batch window, size and bytes limits must be positive")
         self._emit = emit
         self.window_s = window_s
         self.max_size = max_size
         self.max_bytes = max_bytes
-        self._buffers: OrderedDict[K, Buffer[T]] = OrderedDict()
+        self._limits = limits
+        self._buffers: dict[K, Buffer[T]] = {}
+        self._deadlines: list[tuple[float, int, K, Buffer[T]]] = []
+        self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Condition()
+        self._draining = False
         self.buffered = 0
+
+    def limits_for(self, key: K) -> tuple[float, int]:
+        """(window_s, max_size) for `key`; never above the configured maximum size."""
+        if self._draining:
+            return 0.0, self.max_size
+        if self._limits is None:
+            return self.window_s, self.max_size
+        window, size = self._limits(key)
+        return window, max(1, min(size, self.max_size))
 
     async def wait_for_room(self, limit: int) -> None:
         """Block while `limit` items are buffered: the caller stops consuming instead of
@@ -70,13 +90,15 @@ class KeyedBatcher(Generic[K, T]):
             await self._close(key, "bytes")  # adding would overflow: ship what is there
             buf = None
         if buf is None:
-            buf = Buffer(opened_at=time.monotonic())
+            window, size = self.limits_for(key)
+            buf = Buffer(deadline=time.monotonic() + window, max_size=size)
             self._buffers[key] = buf
+            heapq.heappush(self._deadlines, (buf.deadline, next(self._seq), key, buf))
             self._wakeup.set()
         buf.items.append(item)
         buf.nbytes += nbytes
         self.buffered += 1
-        if len(buf.items) >= self.max_size:
+        if len(buf.items) >= buf.max_size:
             await self._close(key, "count")
         elif buf.nbytes >= self.max_bytes:
             await self._close(key, "bytes")
@@ -91,25 +113,28 @@ class KeyedBatcher(Generic[K, T]):
     async def run_timer(self) -> None:
         """Close buffers whose window expired; runs until cancelled."""
         while True:
-            if not self._buffers:
+            while self._deadlines and self._buffers.get(self._deadlines[0][2]) is not self._deadlines[0][3]:
+                heapq.heappop(self._deadlines)  # that buffer already closed on count/bytes
+            if not self._deadlines:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            key, buf = next(iter(self._buffers.items()))
-            delay = buf.opened_at + self.window_s - time.monotonic()
-            if delay > 0:
+            deadline, _, key, _ = self._deadlines[0]
+            delay = deadline - time.monotonic()
+            if delay > 0 and not self._draining:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            await self._close(key, "time")
+            heapq.heappop(self._deadlines)
+            await self._close(key, "flush" if self._draining else "time")
 
     async def drain_mode(self) -> None:
-        """From now on close every buffer at once (window 0): used while shutting down, so
-        nothing waits out a long window before its records can be acknowledged."""
-        self.window_s = 0.0
+        """From now on close every buffer at once: used while shutting down, so nothing
+        waits out a long window before its records can be acknowledged."""
+        self._draining = True
         self._wakeup.set()
         await self.flush_all()
 

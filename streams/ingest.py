@@ -23,6 +23,7 @@ from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter, decode
 from streams.batcher import KeyedBatcher
+from streams.controller import BatchController
 from streams.dedup import RecentIds
 from streams.quota import Quotas
 from streams.sink import DeliverySink
@@ -70,7 +71,7 @@ class IngestCounters:
 class Ingest:
     """Turns question records into batches; owns the batcher and the dedup memory."""
 
-    def __init__(self, settings: Settings, sink: DeliverySink) -> None:
+    def __init__(self, settings: Settings, sink: DeliverySink, controller: BatchController | None = None) -> None:
         self.settings = settings
         self.sink = sink
         self.source_topic = topic_name(settings, "questions")
@@ -85,6 +86,7 @@ class Ingest:
             window_s=settings.batch_window_ms / 1000,
             max_size=settings.batch_max_size,
             max_bytes=settings.batch_max_bytes,
+            limits=(lambda key: controller.limits(key.service)) if controller else None,
         )
 
     async def handle(self, key: bytes | None, value: bytes | None, partition: int, offset: int, ack: Ack) -> None:

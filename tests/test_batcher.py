@@ -74,3 +74,18 @@ async def test_wait_for_room_blocks_until_a_buffer_is_emitted() -> None:
     await asyncio.wait_for(waiter, timeout=1)
     timer.cancel()
     assert b.buffered < 5
+
+
+async def test_per_key_limits_from_the_controller() -> None:
+    rec = Recorder()
+    limits = {"slow": (0.2, 100), "fast": (0.02, 2)}
+    b = KeyedBatcher(rec, window_s=0.05, max_size=100, max_bytes=10**9, limits=lambda k: limits[k])
+    timer = asyncio.create_task(b.run_timer())
+    await b.add("slow", 1, 1)
+    for i in range(3):
+        await b.add("fast", i, 1)
+    await asyncio.sleep(0.1)
+    assert [(k, t) for k, _, t in rec.emitted] == [("fast", "count"), ("fast", "time")]
+    await asyncio.sleep(0.2)
+    timer.cancel()
+    assert rec.emitted[-1] == ("slow", [1], "time")

@@ -1,0 +1,47 @@
+"""The batching controller moves to the arm that holds the latency target."""
+
+from __future__ import annotations
+
+from streams.controller import BatchController
+
+
+def simulate(controller: BatchController, latency_of, epochs: int, service: str = "s") -> None:  # noqa: ANN001
+    now = controller.epoch_started or 0.0  # continue the clock across calls
+    controller.tick(now)
+    for _ in range(epochs):
+        window, size = controller.limits(service)
+        for _ in range(50):
+            controller.observe(service, latency_of(window, size))
+        now += controller.epoch_s
+        controller.tick(now)
+
+
+def met_share(c: BatchController, latency_of, last: int) -> float:  # noqa: ANN001
+    """Share of the last `last` epochs whose arm met the target."""
+    recent = c.services["s"].history[-last:]
+    return sum(1 for _, arm, _ in recent if latency_of(*c.arms[arm]) <= c.p99_target_ms) / len(recent)
+
+
+def test_converges_to_an_arm_that_meets_the_target() -> None:
+    # A made-up service: latency grows with the window; small sizes overload (queueing).
+    def latency(window: float, size: int) -> float:
+        return window * 1000 * 2 + (400 if size < 50 else 20)
+
+    c = BatchController(p99_target_ms=150, seed=1, start=(0.1, 10))
+    simulate(c, latency, epochs=60)
+    assert met_share(c, latency, last=30) >= 0.8
+
+
+def test_follows_a_load_step() -> None:
+    load = {"high": False}
+
+    def latency(window: float, size: int) -> float:
+        if load["high"]:  # under high load small batches cannot keep up
+            return 30 + window * 1000 + (1000 if size < 100 else 0)
+        return 10 + window * 1000 * 3
+
+    c = BatchController(p99_target_ms=150, seed=2)
+    simulate(c, latency, epochs=30)
+    load["high"] = True
+    simulate(c, latency, epochs=60)
+    assert met_share(c, latency, last=30) >= 0.8
