@@ -53,7 +53,7 @@ class Collector:
         """Position at the current end of the answers topic and start reading."""
         consumer = AIOKafkaConsumer(
             **common_config(self.settings), enable_auto_commit=False, isolation_level="read_committed",
-            fetch_max_wait_ms=20, max_partition_fetch_bytes=8 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await consumer.start()
         parts = await partitions_of(consumer, self.topic)
@@ -82,7 +82,7 @@ class Collector:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            polled = await self._consumer.getmany(timeout_ms=50)
+            polled = await self._consumer.getmany(timeout_ms=200)
             now = time.time()
             for records in polled.values():
                 for rec in records:

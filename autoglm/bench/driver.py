@@ -45,10 +45,17 @@ class StepPlan:
     grace_s: float = 3.0  # after sending, wait this long for the last answers
     drain_cap_s: float = 20.0  # after an overloaded step, wait at most this long for the backlog
 
-    @property
-    def warmup_s(self) -> float:
+    min_samples: int = 150  # a p99 over fewer questions is little more than the maximum
+
+    def seconds_at(self, rate: float) -> float:
+        """Long enough for `min_samples` measured questions at `rate`, within 3x the step
+        (at least 20 s): low rates get longer steps, every step stays bounded."""
+        wanted = self.min_samples / max(rate, 1e-3) / 0.8
+        return min(max(self.duration_s, wanted), max(3 * self.duration_s, 20.0))
+
+    def warmup_s(self, seconds: float) -> float:
         """The first part of a step is not measured: the system adapts to the new rate."""
-        return min(2.0, 0.2 * self.duration_s)
+        return min(2.0, 0.2 * seconds)
 
 
 class Driver:
@@ -140,10 +147,11 @@ class Driver:
         cpu = CpuMeter(self.pids())
         self.lag.take()
         sampler = asyncio.create_task(self.lag.sample_every(1.0))
+        seconds = plan.seconds_at(rate)
         started = time.time()
-        measure_from = started + plan.warmup_s
+        measure_from = started + plan.warmup_s(seconds)
         sender = asyncio.create_task(
-            send_poisson(self._producer, self.topic, self.workload, rate, plan.duration_s,
+            send_poisson(self._producer, self.topic, self.workload, rate, seconds,
                          self._on_sent(step, ids), self.rng, stats)
         )
         aborted = await self._watch(sender, plan, measure_from, cpu)

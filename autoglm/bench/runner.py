@@ -71,7 +71,7 @@ class BenchConfig:
     raw_text: bool = False
     workers: int = 1
     echo: bool = False
-    ready_timeout_s: float = 420.0
+    ready_timeout_s: float = 600.0  # models load slowly on a busy machine
     out_dir: Path = Path("bench-results")
 
     @classmethod
@@ -170,7 +170,8 @@ async def _wait_all_ready(systems: list[System], drivers: dict[str, Driver], tim
 async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Clock, common: dict[str, float]) -> dict:
     plan = StepPlan(duration_s=cfg.step_s, slo_ms=cfg.slo_ms)
     say(f"{system.name}: warm-up and capacity estimate")
-    await driver.step(10.0 if system.name != "ceiling" else 100.0, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms), "warmup")
+    warmup = StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0)
+    await driver.step(10.0 if system.name != "ceiling" else 100.0, warmup, "warmup")
     estimate = await _estimate_capacity(driver, 1000 if system.name == "ceiling" else 200)
     start = max(cfg.search.min_rate, 0.5 * (estimate["throughput_qps"] or 10.0))
     say(f"{system.name}: burst estimate {estimate['throughput_qps']} q/s; searching from {start:.0f} q/s")
@@ -237,7 +238,7 @@ async def _window_sweep(
         except TimeoutError as exc:
             sweep.append({"window_ms": window, "error": str(exc)})
             continue
-        await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms), "warmup")
+        await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
         top, wsteps = await find_max(_logged(f"pipeline@{window}ms", driver, plan), best, search, clock.left)
         sweep.append({"window_ms": window, "max_throughput_qps": top,
                       "peak_throughput_qps": max((s["throughput_qps"] for s in wsteps), default=None), "steps": wsteps})

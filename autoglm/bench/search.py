@@ -32,7 +32,7 @@ async def find_max(step: Step, start: float, plan: SearchPlan, time_left: Callab
     bad: float | None = None  # lowest failed rate
     refinements = 0
     rate = start
-    while len(steps) < plan.max_steps and time_left():
+    while len(steps) < plan.max_steps and (not steps or time_left()):  # at least one step
         result = await step(rate)
         steps.append(result)
         if result["ok"]:
