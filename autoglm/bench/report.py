@@ -32,7 +32,7 @@ def summarise(raw: dict, config: dict) -> dict:
         "load_at_70pct_qps": at70.get("offered_qps"),
         "max_throughput_by_system": top,
         "common_load": common_load(systems),
-        "pipeline_limit": explain_limit(pipe),
+        "pipeline_limit": explain_limit(pipe, config.get("cpus") or 1),
         "config": config,
         **raw,
     }
@@ -53,14 +53,27 @@ def common_load(systems: dict) -> dict | None:
         return None
     at_max = systems[source].get("at_max") or {}
     p99 = {source: at_max.get("p99_ms")}
+    overloaded = []
     for name, s in systems.items():
         step = (s.get("at_common_loads") or {}).get(source)
         if step:
             p99[name] = step.get("p99_ms")
-    return {"offered_qps": at_max.get("offered_qps"), "source": source, "p99_ms": p99}
+            if step.get("p99_ms") is None:
+                overloaded.append(name)
+    return {"offered_qps": at_max.get("offered_qps"), "source": source, "p99_ms": p99, "overloaded": overloaded}
 
 
-def explain_limit(pipe: dict) -> str | None:
+def _contention(step: dict, cpus: int) -> str:
+    """A note when no process of ours saturates a core while the machine is overloaded."""
+    ours = max((v for k, v in (step.get("cpu_pct") or {}).items() if k != "kafka"), default=0.0)
+    load = (step.get("loadavg") or [0.0])[0]
+    if ours < 60 and load > cpus:
+        return (f" - but no process of ours used more than {ours:.0f}% of a core while the machine's load average "
+                f"was {load:.1f} on {cpus} CPUs: other work on the machine starves it")
+    return ""
+
+
+def explain_limit(pipe: dict, cpus: int) -> str | None:
     """What stops the pipeline at its maximum: which stage grows, which process saturates."""
     best = pipe.get("at_max")
     if not best or not best.get("stages"):
@@ -71,6 +84,11 @@ def explain_limit(pipe: dict) -> str | None:
     parts = ", ".join(f"{k.removesuffix('_ms')} {v['mean']:.0f}" for k, v in best["stages"].items())
     text = f"at its maximum ({best['throughput_qps']:.0f} q/s) the mean {e2e:.0f} ms splits into {parts} ms"
     text += _cpu_text(best)
+    batch, call = best.get("batch_size") or {}, best.get("call_size") or {}
+    if batch.get("mean") is not None and batch["mean"] < 2:
+        text += (f"; batches carry {batch['mean']:.2f} questions on average and reasoner calls "
+                 f"{call.get('mean') or 0:.2f} (each (service, user) cluster sees few questions per window), "
+                 f"so the window adds latency without much batching")
     if worst is not None:
         grown = {k: worst["stages"][k]["mean"] - best["stages"][k]["mean"] for k in best["stages"]}
         stage = max(grown, key=grown.get)
@@ -83,6 +101,7 @@ def explain_limit(pipe: dict) -> str | None:
             "batch_wait_ms": ": buffers wait longer to close",
             "deliver_ms": ": writing answers (database, produce, transaction) falls behind",
         }[stage]
+        text += _contention(worst, cpus)
     return text
 
 
@@ -97,7 +116,8 @@ def _fmt(value: object, suffix: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:,.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+        digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:,.{digits}f}{suffix}"
     return f"{value}{suffix}"
 
 
@@ -114,8 +134,8 @@ def markdown(result: dict) -> str:
         f"{result['config']['step_s']:.0f} s; SLO p99 <= {result['config']['slo_ms']:.0f} ms (unanswered = late).",
         "",
         f"| system | max q/s at p99 <= {result['config']['slo_ms']:.0f} ms | p50 / p95 / p99 at max (ms) "
-        f"| p99 at {load} q/s (ms) | batch mean (fill) | reasoner call mean | lag max | (c) / system |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| p99 at {load} q/s (ms) | batch mean (fill) | reasoner call mean | lag max | load avg | (c) / system |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in systems.items():
         best = s.get("at_max") or {}
@@ -123,12 +143,15 @@ def markdown(result: dict) -> str:
         call = best.get("call_size") or {}
         lag = max((v["max"] for v in (best.get("lag") or {}).values()), default=None)
         p99_common = (common.get("p99_ms") or {}).get(name)
+        if name in (common.get("overloaded") or []):
+            p99_common = "overloaded"
         error = s.get("error")
         lines.append(
             f"| {LABELS.get(name, name)} | {_fmt(s.get('max_throughput_qps')) if not error else 'failed: ' + error[:60]} "
             f"| {_fmt(best.get('p50_ms'))} / {_fmt(best.get('p95_ms'))} / {_fmt(best.get('p99_ms'))} "
             f"| {_fmt(p99_common)} "
             f"| {_fmt(batch.get('mean'))} ({_fmt(batch.get('fill'))}) | {_fmt(call.get('mean'))} | {_fmt(lag)} "
+            f"| {_fmt((best.get('loadavg') or [None])[0])} "
             f"| {_fmt(_ratio(c, s.get('max_throughput_qps')))} |"
         )
     lines += ["", "Headline: " + ", ".join(

@@ -82,8 +82,8 @@ class BenchConfig:
 
     @classmethod
     def full(cls, **kw: object) -> BenchConfig:
-        defaults = dict(mode="full", step_s=10.0, search=SearchPlan(max_steps=8, refine=2), windows=(10, 25, 100, 150),
-                        window_steps=4, budget_s=1800.0)
+        defaults = dict(mode="full", step_s=8.0, search=SearchPlan(max_steps=7, refine=2), windows=(10, 25, 100),
+                        window_steps=3, budget_s=1800.0)
         return cls(**{**defaults, **kw})  # type: ignore[arg-type]
 
 
@@ -114,7 +114,8 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
         for system in systems:
             system.start()
         for system in systems:
-            drivers[system.name] = _driver(system, base, Workload(cfg.users, cfg.services, cfg.raw_text, workload_seed))
+            workload = Workload(cfg.users, cfg.services, cfg.raw_text, workload_seed)
+            drivers[system.name] = _driver(system, systems, base, workload)
             await drivers[system.name].start()
         startup = await _wait_all_ready(systems, drivers, cfg.ready_timeout_s)
         common: dict[str, float] = {}  # system name -> its max, used as a common load by later systems
@@ -123,8 +124,8 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
             out["systems"][system.name] = result
             if "error" not in result:
                 result.update(await _measure(system, drivers[system.name], cfg, clock, common))
-                if result.get("max_throughput_qps") and system.name in COMMON_LOAD_SOURCES:
-                    common[system.name] = result["max_throughput_qps"]
+                if result.get("at_max") and system.name in COMMON_LOAD_SOURCES:
+                    common[system.name] = result["at_max"]["offered_qps"]
             await drivers.pop(system.name).stop()
             system.stop()
     finally:
@@ -138,11 +139,12 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
     return out
 
 
-def _driver(system: System, base: Settings, workload: Workload) -> Driver:
+def _driver(system: System, systems: list[System], base: Settings, workload: Workload) -> Driver:
     broker = kafka_pid(base) if not base.kafka_is_external else None
 
     def pids() -> dict[str, int]:
-        found = {f"{system.name}:{role}": pid for role, pid in system.pids().items()}
+        """Every process of ours that is alive: the idle systems not yet measured show too."""
+        found = {f"{s.name}:{role}": pid for s in systems for role, pid in s.pids().items()}
         found["harness"] = os.getpid()
         if broker:
             found["kafka"] = broker
