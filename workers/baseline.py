@@ -27,7 +27,7 @@ import numpy as np
 
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.encoder import QuestionEncoder
+from workers.encoder import LazyQuestionEncoder, QuestionEncoder
 from workers.kb import KnowledgeBase
 from workers.linking import EntityLinker, Link
 from workers.paths import backtrack, follow
@@ -84,9 +84,10 @@ class BaselineReasoner:
     def load(cls, settings: Settings) -> BaselineReasoner:
         """KB, encoder and template index from the settings (index cached in the state dir)."""
         kb = KnowledgeBase.from_settings(settings)
-        encoder = QuestionEncoder.load(settings)
-        index = TemplateIndex.load_or_build(kb, encoder, settings.state_dir / "baseline")
-        return cls(kb, encoder, index, max_answers=settings.max_answers)
+        encoder = LazyQuestionEncoder(settings)  # cached template vectors need no model
+        index = TemplateIndex.load_or_build(kb, encoder, settings.state_dir / "baseline")  # type: ignore[arg-type]
+        encoder.start_background_load()  # ready for unseen templates soon after start
+        return cls(kb, encoder, index, max_answers=settings.max_answers)  # type: ignore[arg-type]
 
     # --- the interface -------------------------------------------------------------------
 

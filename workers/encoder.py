@@ -12,13 +12,13 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read by huggingface_hub at import: set it first
 
+import json  # noqa: E402
+import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoModel, AutoTokenizer  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
 
 from schemas.settings import Settings  # noqa: E402
 from workers.device import autocast, configure_threads, select_device  # noqa: E402
@@ -48,6 +48,11 @@ class QuestionEncoder:
     """Batched text -> unit vectors (dimension `dim`)."""
 
     def __init__(self, device: torch.device | None = None) -> None:
+        # transformers is imported here, not at module level: importing it costs 10-60 s
+        # on a small CPU, and a worker whose questions all hit cached vectors never needs it.
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
         self.device = device or torch.device("cpu")
         folder = model_dir()
         hf_logging.disable_progress_bar()  # a worker's log is no place for a weights progress bar
@@ -81,3 +86,36 @@ class QuestionEncoder:
         mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
         mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return torch.nn.functional.normalize(mean, p=2, dim=1).cpu().numpy()
+
+
+class LazyQuestionEncoder:
+    """A `QuestionEncoder` that loads in a background thread and blocks only when used.
+
+    `dim` and `fingerprint` are known without loading (from the model's config and file
+    size), so cached indexes open at once; the model itself is ready by the time a question
+    with a new template arrives, or that question waits for it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._encoder: QuestionEncoder | None = None
+        self._lock = threading.Lock()
+        config = json.loads((model_dir() / "config.json").read_text())
+        self.dim: int = int(config["hidden_size"])
+        self.fingerprint = model_fingerprint()
+
+    def start_background_load(self) -> None:
+        threading.Thread(target=self.loaded, name="encoder-load", daemon=True).start()
+
+    def loaded(self) -> QuestionEncoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = QuestionEncoder.load(self._settings)
+            return self._encoder
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._encoder is not None
+
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return self.loaded().encode(texts, batch_size)
