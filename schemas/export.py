@@ -17,6 +17,7 @@ from schemas.batch import Batch
 from schemas.dead_letter import DeadLetter
 from schemas.feedback import Feedback
 from schemas.question import Question
+from schemas.worker_status import WorkerStatus
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 
@@ -26,6 +27,7 @@ MESSAGES: dict[str, type[Message]] = {
     "batches": Batch,
     "answers": Answer,
     "feedback": Feedback,
+    "workers.status": WorkerStatus,
 }
 
 

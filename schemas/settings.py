@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_buffered_questions: int = 20_000
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
+    load_aware_routing: bool = False  # bounded-load consistent hashing of batches, fed by worker status
+    routing_epsilon: float = 0.25
     adaptive_batching: bool = False  # online controller tunes window and size per service
     latency_target_p99_ms: float = 150.0  # the controller's p99 target
     safety_rules_file: Path | None = None  # JSON of schemas.safety.SafetyRules; built-in defaults otherwise
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     worker_instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     transaction_timeout_ms: int = 10_000
     worker_max_batches: int = 16
+    status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
     reasoner: str = "baseline"
     device: str = "auto"

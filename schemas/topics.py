@@ -12,6 +12,7 @@ BATCHES = "batches"
 ANSWERS = "answers"
 FEEDBACK = "feedback"
 FEEDBACK_DLQ = "feedback.dlq"
+WORKERS_STATUS = "workers.status"
 
 
 @dataclass(frozen=True)
@@ -42,4 +43,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topic_name(settings, FEEDBACK), p, rf, retention),
         TopicSpec(topic_name(settings, QUESTIONS_DLQ), 1, rf, dlq_retention),
         TopicSpec(topic_name(settings, FEEDBACK_DLQ), 1, rf, dlq_retention),
+        # Only the latest status per worker matters: compacted, small segments.
+        TopicSpec(
+            topic_name(settings, WORKERS_STATUS), 1, rf,
+            {"cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"},
+        ),
     ]

@@ -22,7 +22,8 @@ from schemas.topics import FEEDBACK, QUESTIONS, topic_name
 from streams.controller import BatchController
 from streams.feedback import FeedbackIngest
 from streams.ingest import Ingest
-from streams.latency_feed import feed_latencies
+from streams.feeds import feed_latencies, feed_worker_status
+from streams.routing import BoundedLoadRouter
 from autoglm.db import create_pool
 from autoglm.health import serve_health
 from streams.sink import DeliverySink
@@ -67,7 +68,10 @@ class StreamState(mode.Service):
             if settings.adaptive_batching
             else None
         )
-        self.ingest = Ingest(settings, self.sink, self.controller)
+        self.router = (
+            BoundedLoadRouter(settings.partitions, settings.routing_epsilon) if settings.load_aware_routing else None
+        )
+        self.ingest = Ingest(settings, self.sink, self.controller, self.router)
         self.feedback: FeedbackIngest | None = None
         self.ready = asyncio.Event()
         self.health: web.AppRunner | None = None
@@ -92,6 +96,7 @@ class StreamState(mode.Service):
             **c.__dict__,
             "buffered": self.ingest.batcher.buffered,
             "controller": self.controller.snapshot() if self.controller else None,
+            "routing": {"loads": self.router.loads(), "spilled": self.router.spilled} if self.router else None,
             "feedback_stored": fb.stored if fb else 0,
             "feedback_dead_lettered": fb.dead_lettered if fb else 0,
         }
@@ -99,6 +104,12 @@ class StreamState(mode.Service):
     @mode.Service.task
     async def _batch_timer(self) -> None:
         await self.ingest.batcher.run_timer()
+
+    @mode.Service.task
+    async def _status_feed(self) -> None:
+        if self.router is not None:
+            await self.ready.wait()
+            await feed_worker_status(self.settings, self.router)
 
     @mode.Service.task
     async def _controller_feed(self) -> None:

@@ -1,7 +1,8 @@
-"""Feeds the adaptive batching controller with the latencies of answers as they appear.
+"""Feeds the stream processor's control loops from the system's own topics.
 
-A group-less consumer reads `answers` from its end: every stream process sees every
-answer, so each controller learns from the whole system's latency per service.
+* `answers` (from its end) -> the adaptive batching controller: every stream process sees
+  every answer, so each controller learns from the whole system's latency per service;
+* `workers.status` (compacted, from the beginning) -> the load-aware router.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from autoglm.kafka_meta import partitions_of
 from schemas.answer import Answer
 from schemas.kafka_config import common_config
 from schemas.settings import Settings
-from schemas.topics import ANSWERS, topic_name
+from schemas.topics import ANSWERS, WORKERS_STATUS, topic_name
+from schemas.worker_status import WorkerStatus
 from streams.controller import BatchController
+from streams.routing import BoundedLoadRouter
 
 log = logging.getLogger(__name__)
 
@@ -39,5 +42,25 @@ async def feed_latencies(settings: Settings, controller: BatchController) -> Non
                         continue
                     controller.observe(answer.service, answer.latency.total_ms)
             controller.tick(time.monotonic())
+    finally:
+        await consumer.stop()
+
+
+async def feed_worker_status(settings: Settings, router: BoundedLoadRouter) -> None:
+    """Run until cancelled: hand every worker status record to the router."""
+    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = await partitions_of(consumer, topic_name(settings, WORKERS_STATUS))
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        while True:
+            polled = await consumer.getmany(timeout_ms=500)
+            for records in polled.values():
+                for rec in records:
+                    try:
+                        router.update(WorkerStatus.from_bytes(rec.value))
+                    except ValueError:
+                        log.warning("unreadable worker status skipped", extra={"offset": rec.offset})
     finally:
         await consumer.stop()

@@ -25,6 +25,7 @@ from schemas.wire import WireError, dead_letter, decode
 from streams.batcher import KeyedBatcher
 from streams.controller import BatchController
 from streams.dedup import RecentIds
+from streams.routing import BoundedLoadRouter
 from streams.quota import Quotas
 from streams.sink import DeliverySink
 
@@ -71,7 +72,11 @@ class IngestCounters:
 class Ingest:
     """Turns question records into batches; owns the batcher and the dedup memory."""
 
-    def __init__(self, settings: Settings, sink: DeliverySink, controller: BatchController | None = None) -> None:
+    def __init__(
+        self, settings: Settings, sink: DeliverySink, controller: BatchController | None = None,
+        router: BoundedLoadRouter | None = None,
+    ) -> None:
+        self.router = router
         self.settings = settings
         self.sink = sink
         self.source_topic = topic_name(settings, "questions")
@@ -145,4 +150,6 @@ class Ingest:
                 await ack()
 
         log.debug("batch emitted", extra={"batch_id": str(batch.batch_id), "size": len(items), "trigger": trigger})
-        await self.sink.send_then(self.batch_topic, batch.to_bytes(), cluster.as_key(), ack_all)
+        # Without a router the key decides the partition; with one, bounded-load hashing does.
+        partition = self.router.choose(f"{cluster.service}/{cluster.user_id}") if self.router else None
+        await self.sink.send_then(self.batch_topic, batch.to_bytes(), cluster.as_key(), ack_all, partition)

@@ -39,14 +39,16 @@ class DeliverySink:
         self._slots = asyncio.Semaphore(self._max_in_flight)
         await self._producer.start()
 
-    async def send_then(self, topic: str, value: bytes, key: bytes | None, on_delivered: OnDelivered) -> None:
+    async def send_then(
+        self, topic: str, value: bytes, key: bytes | None, on_delivered: OnDelivered, partition: int | None = None
+    ) -> None:
         """Enqueue one record; `on_delivered` runs after the broker acknowledged it."""
         if self.failed is not None:
             raise RuntimeError("an earlier produce failed; restart the stream processor") from self.failed
         assert self._producer is not None and self._slots is not None, "call start() first"
         await self._slots.acquire()
         try:
-            delivery = await self._producer.send(topic, value=value, key=key)
+            delivery = await self._producer.send(topic, value=value, key=key, partition=partition)
         except BaseException:
             self._slots.release()
             raise

@@ -14,6 +14,7 @@ from schemas.dead_letter import DeadLetter, SourcePosition
 from schemas.export import MESSAGES, expected_files
 from schemas.feedback import Feedback
 from schemas.question import Question
+from schemas.worker_status import WorkerStatus
 
 Q = Question(question_id=uuid.uuid4(), service="s", user_id="u", text="who directed [Heat]", ts=1, context={"a": 1})
 
@@ -34,6 +35,7 @@ SAMPLES = {
         question_ts=1, answered_ts=9, latency=Latency(ingest_ms=1, batch_wait_ms=2, queue_ms=3, inference_ms=4, total_ms=10),
     ),
     "feedback": Feedback(question_id=Q.question_id, user_id="u", score=0.5, correction=["Michael Mann"], ts=7),
+    "workers.status": WorkerStatus(node_id="w-1", partitions=[0, 3], load_ratio=0.4, avg_service_ms=12.5, queue_len=2, ts=8),
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
@@ -39,6 +40,7 @@ from schemas.wire import WireError, dead_letter
 from workers.answers import build_answers, error_results, now_ms
 from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import split_by_cost
+from workers.status import LoadMeter, publish_status
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class BatchWorker:
         self.batches = 0
         self.withheld = 0
         self.chunks = 0
+        self.meter = LoadMeter()
+        self.node_id = f"{settings.worker_group_id}-{settings.worker_instance}"
         self.ready = False
         self.heartbeat = Heartbeat(stale_s=settings.db_retry_max_s + 300)
         self.rules = rules_from_settings(settings)
@@ -71,6 +75,7 @@ class BatchWorker:
         await producer.start()
         await consumer.start()
         health = await self._serve_health()
+        status = asyncio.create_task(publish_status(self.settings, self.node_id, consumer, self.meter))
         self.ready = True
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
         try:
@@ -81,9 +86,12 @@ class BatchWorker:
                 if not records:
                     continue
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
+                began = time.monotonic()
                 await self._process(records, producer, pool, offsets, consumer)
+                self.meter.record(time.monotonic() - began)
         finally:
             self.ready = False
+            status.cancel()
             await consumer.stop()  # leaves the group now, so partitions move at once
             await producer.stop()
             await pool.close()

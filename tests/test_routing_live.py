@@ -1,0 +1,33 @@
+"""Load-aware routing on the real pipeline: workers publish status, the router spreads a
+heavy user's batches within the bound, and everything is still answered once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from schemas.question import Question
+from schemas.topics import ANSWERS, QUESTIONS, WORKERS_STATUS, topic_name
+from schemas.worker_status import WorkerStatus
+from tests.conftest import Pipeline, produce_raw, read_topic, rows
+from tests.test_health_shutdown import free_port, get, wait_ready
+
+
+def test_status_published_and_heavy_user_spread(pipeline: Pipeline) -> None:
+    port = free_port()
+    pipeline.configure(load_aware_routing=True, health_port=port, batch_max_size=10)
+    pipeline.start("streams", "streams")
+    pipeline.configure(health_port=0)
+    pipeline.start("worker-1", "workers")
+    wait_ready(port)
+    s = pipeline.settings
+    statuses = [WorkerStatus.from_bytes(m.value()) for m in read_topic(s, topic_name(s, WORKERS_STATUS), expect=1, timeout_s=240)]
+    assert statuses and statuses[-1].partitions, pipeline.logs()
+
+    heavy = [Question(question_id=uuid.uuid4(), service="svc", user_id="heavy", text="who directed [Heat]", ts=int(time.time() * 1000)) for _ in range(300)]
+    produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in heavy])
+    answers = read_topic(s, topic_name(s, ANSWERS), expect=len(heavy), timeout_s=180)
+    assert len(answers) == len(heavy)
+    assert rows(s, "answers", [q.question_id for q in heavy]) == len(heavy)
+    routing = get(port, "/metrics")[1]["routing"]
+    assert routing["spilled"] > 0 and sum(1 for load in routing["loads"] if load > 0) > 1
