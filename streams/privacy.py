@@ -118,20 +118,29 @@ def _is_isbn13(digits: str) -> bool:
     return len(digits) == 13 and digits.startswith(("978", "979")) and stdnum_isbn.is_valid(digits)
 
 
+def _card_spans(groups: list[str], lo: int, hi: int) -> list[tuple[int, int]]:
+    """Every card in groups[lo:hi], as (first, last) group indices, left to right."""
+    found = _groups_luhn(groups[lo:hi])
+    if found is None:
+        return []
+    i, j = found[0] + lo, found[1] + lo
+    return _card_spans(groups, lo, i) + [(i, j)] + _card_spans(groups, j + 1, hi)
+
+
 def _card(text: str) -> str:
     def keep(m: re.Match[str]) -> str | None:
         run = m.group(0)
-        groups = re.split(r"[ -]", run)
+        groups, seps = re.split(r"[ -]", run), re.findall(r"[ -]", run) + [""]
         if sum(len(g) for g in groups) < 13:
             return None
-        found = _groups_luhn(groups)
-        if found is None:
+        spans = _card_spans(groups, 0, len(groups))
+        if not spans:
             return None
-        i, j = found
-        seps = re.findall(r"[ -]", run)
-        head = "".join(g + s for g, s in zip(groups[:i], seps[:i]))
-        tail = "".join(s + g for s, g in zip(seps[j:], groups[j + 1 :]))
-        return head + "[CARD]" + tail
+        out, k = [], 0
+        for i, j in spans:
+            out.append("".join(g + s for g, s in zip(groups[k:i], seps[k:i])) + "[CARD]" + seps[j])
+            k = j + 1
+        return "".join(out) + "".join(g + s for g, s in zip(groups[k:], seps[k:]))
 
     return _sub(_DIGIT_RUN, text, keep)
 
