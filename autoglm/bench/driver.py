@@ -97,11 +97,14 @@ class Driver:
 
         return on_sent
 
-    async def wait_ready(self, timeout_s: float) -> float:
-        """Send a probe question every few seconds until one is answered; returns seconds waited."""
+    async def wait_ready(self, timeout_s: float, exited: Callable[[], dict] = dict) -> float:
+        """Send a probe question every few seconds until one is answered; returns seconds
+        waited. Gives up at once when `exited()` names a process of the system that died."""
         assert self._producer is not None
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout_s:
+            if exited():
+                raise RuntimeError(f"{self.name}: processes exited {exited()}; see their logs")
             ids: list[str] = []
             await send_burst(self._producer, self.topic, self.workload, 1, self._on_sent(PROBE_STEP, ids), SendStats())
             until = time.monotonic() + 3.0

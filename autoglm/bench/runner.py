@@ -158,10 +158,10 @@ async def _wait_all_ready(systems: list[System], drivers: dict[str, Driver], tim
 
     async def one(system: System) -> dict:
         try:
-            waited = await drivers[system.name].wait_ready(timeout_s)
+            waited = await drivers[system.name].wait_ready(timeout_s, system.exited)
             say(f"{system.name} ready after {waited:.0f}s")
             return {"startup_s": round(waited, 1)}
-        except TimeoutError as exc:
+        except (TimeoutError, RuntimeError) as exc:
             say(f"{system.name}: {exc}; exited: {system.exited()}")
             return {"error": str(exc)}
 
@@ -236,8 +236,8 @@ async def _window_sweep(
         say(f"pipeline: restarting the stream processor with a {window} ms batch window")
         system.restart_streams(window)
         try:
-            await driver.wait_ready(120.0)
-        except TimeoutError as exc:
+            await driver.wait_ready(120.0, system.exited)
+        except (TimeoutError, RuntimeError) as exc:
             sweep.append({"window_ms": window, "error": str(exc)})
             continue
         await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
