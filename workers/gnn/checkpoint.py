@@ -45,6 +45,8 @@ class Checkpoint:
     topic_counts: list[int]
     kb_sha256: str
     encoder: str  # encoder fingerprint the head was trained on
+    template_keys: list[str] = field(default_factory=list)  # training templates, encoded …
+    template_vectors: torch.Tensor | None = None  # … (T, D) float32: pre-fills the encoding cache
     data: dict[str, str] = field(default_factory=dict)  # file -> sha256 of the data trained on
     metrics: dict[str, Any] = field(default_factory=dict)
     command: str = ""
@@ -52,8 +54,9 @@ class Checkpoint:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Plain JSON types only (no numpy scalars), so `weights_only` loading accepts the file.
-        blob = json.loads(json.dumps({k: v for k, v in asdict(self).items() if k not in ("head", "gnn")}, default=float))
-        blob["head"], blob["gnn"] = self.head, self.gnn
+        tensors = ("head", "gnn", "template_vectors")
+        blob = json.loads(json.dumps({k: v for k, v in asdict(self).items() if k not in tensors}, default=float))
+        blob.update({k: getattr(self, k) for k in tensors})
         blob["format"] = FORMAT
         tmp = path.with_suffix(".tmp")
         torch.save(blob, tmp)

@@ -4,6 +4,8 @@ The encoder sees the question with its entity replaced by `NE` (`what films did 
 so every question of the same shape, whatever its entity, has the same vector. Real traffic
 repeats shapes far more than questions: a warm cache turns the encoder's ~400 sentences/s on
 this CPU into a dictionary lookup. Misses of a batch are encoded together in one call.
+The reasoner pre-fills it with the training templates' vectors stored in the checkpoint, so
+a freshly started worker is already warm for every question shape seen in training.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class CachedEncoder:
 
     def clear(self) -> None:
         self._vectors.clear()
+
+    def prefill(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store known vectors (e.g. the training templates') without counting hits or misses."""
+        for key, vector in zip(keys, vectors):
+            self._remember(key, np.asarray(vector, dtype=np.float32))
 
     def encode(self, keys: Sequence[str]) -> np.ndarray:
         """(len(keys), dim) float32 unit vectors."""

@@ -82,6 +82,9 @@ class GnnReasoner:
         prior = {i: n for name, n in zip(checkpoint.topic_names, checkpoint.topic_counts) if (i := kb.entity_id(name)) is not None}
         self.linker = EntityLinker(kb, checkpoint.templates, prior)
         self.encoder = CachedEncoder(encoder, encode_cache)
+        self._prefill = (checkpoint.template_keys, checkpoint.template_vectors)
+        if getattr(encoder, "fingerprint", checkpoint.encoder) == checkpoint.encoder:
+            self.prewarm()
         self.head = RelationHead(encoder.dim, kb.num_relations, cfg.max_hops, cfg.head_hidden)
         self.head.load_state_dict(checkpoint.head)
         self.gnn = QuestionGAT(
@@ -115,6 +118,14 @@ class GnnReasoner:
             encode_cache=int(getattr(settings, "encode_cache_size", DEFAULT_ENCODE_CACHE)),
             version=f"gnn-{FORMAT}.{_short_sha(path)}",
         )
+
+    def prewarm(self) -> int:
+        """Fill the encoding cache with the training templates' vectors; returns how many."""
+        keys, vectors = self._prefill
+        if vectors is None:
+            return 0
+        self.encoder.prefill(keys, vectors.float().numpy())
+        return min(len(keys), self.encoder.capacity)
 
     # --- the interface -------------------------------------------------------------------
 

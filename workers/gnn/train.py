@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         topic_counts=[n for _, n in supervision.topics.most_common()],
         kb_sha256=kb.sha256 or file_sha256(KB_FILE),
         encoder=encoder.fingerprint,
+        template_keys=keys,
+        template_vectors=torch.from_numpy(vectors),
         data=data_checksums(),
         command="uv run python -m workers.gnn.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     )
