@@ -52,7 +52,7 @@ def decode(raw: bytes | None, model: type[M], max_bytes: int) -> M:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise WireError("invalid_json", f"payload is not JSON: {exc}"[:500]) from None
-    if b"\\u0000" in raw:
+    if b"\\u0000" in raw.replace(b"\\\\", b""):  # an escaped backslash followed by "u0000" is text, not NUL
         # PostgreSQL text and jsonb cannot hold NUL; refuse it here, not at the database.
         raise WireError("schema_validation", "strings must not contain NUL (\\u0000) characters")
     if not isinstance(obj, dict):

@@ -3,6 +3,7 @@ against the real stream processor and worker (`autoglm fuzz --n 100000` is the f
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import get_args
@@ -96,3 +97,16 @@ def test_fuzz_run_against_the_real_pipeline(isolated: Settings, tmp_path: Path) 
     assert summary["answered_on_topic"] == summary["answer_rows"] == summary["good_questions"] > 50, shown
     assert summary["feedback_rows"] == summary["good_feedback"] > 50, shown
     assert summary["ok"], shown
+
+
+@pytest.mark.parametrize("backslashes", [1, 2, 3, 4])
+def test_only_a_real_nul_escape_is_refused(backslashes: int) -> None:
+    r"""`\u0000` is NUL (refused: PostgreSQL cannot store it); `\\u0000` is a backslash and text."""
+    text = b"a" + b"\\" * backslashes + b"u0000b"
+    raw = b'{"question_id":"%s","service":"s","user_id":"u","text":"%s","ts":1}' % (str(uuid.uuid4()).encode(), text)
+    if backslashes % 2:
+        with pytest.raises(WireError) as err:
+            decode(raw, Question, LIMIT)
+        assert err.value.error_class == "schema_validation"
+    else:
+        assert "\x00" not in decode(raw, Question, LIMIT).text
