@@ -31,7 +31,7 @@ from workers.metaqa import HOPS, QAPair, qa_file, read_qa
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench-reasoner", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="autoglm bench-reasoner", description=__doc__.split("\n\n")[0])
     p.add_argument("--reasoner", choices=["gnn", "baseline"], default="gnn")
     p.add_argument("--batches", type=int, default=10, help="batches per pass (default 10)")
     p.add_argument("--batch-size", type=int, default=100)
@@ -92,7 +92,9 @@ def sample(n: int, seed: int) -> list[QAPair]:
     return pairs[:n]
 
 
-def passes(reasoner: Any, first: Sequence[QAPair], second: Sequence[QAPair], batch_size: int, raw: bool) -> dict[str, Any]:
+def passes(
+    reasoner: Any, first: Sequence[QAPair], second: Sequence[QAPair], batch_size: int, raw: bool
+) -> dict[str, Any]:
     """Cold: encoding cache emptied. Warm: pre-filled as at start-up, plus what cold saw."""
     cache = getattr(reasoner, "encoder", None)
     if hasattr(cache, "clear"):
@@ -115,7 +117,13 @@ def run_pass(reasoner: Any, pairs: Sequence[QAPair], batch_size: int, raw: bool)
     wall = 0.0
     for batch in batches:
         questions = [
-            Question(question_id=uuid.uuid4(), service="bench", user_id="bench", text=p.raw_text if raw else p.question, ts=now)
+            Question(
+                question_id=uuid.uuid4(),
+                service="bench",
+                user_id="bench",
+                text=p.raw_text if raw else p.question,
+                ts=now,
+            )
             for p in batch
         ]
         started = time.perf_counter()
@@ -137,7 +145,11 @@ def run_pass(reasoner: Any, pairs: Sequence[QAPair], batch_size: int, raw: bool)
 def table(report: dict[str, Any]) -> str:
     passes = report["passes"]
     stages = list(next(iter(passes.values()))["stage_ms_per_batch"])
-    head = f"{'pass':<6}{'q/s':>9}{'ms/batch':>10}" + "".join(f"{s:>11}" for s in stages) + f"{'cache hits':>12}{'Hits@1':>8}"
+    head = (
+        f"{'pass':<6}{'q/s':>9}{'ms/batch':>10}"
+        + "".join(f"{s:>11}" for s in stages)
+        + f"{'cache hits':>12}{'Hits@1':>8}"
+    )
     lines = [
         f"reasoner {report['reasoner']} on {report['device']} ({report['threads']} torch threads): "
         f"{report['batches_per_pass']} mixed-hop batches of {report['batch_size']} per pass, {report['text']} text",
@@ -148,7 +160,9 @@ def table(report: dict[str, Any]) -> str:
     for name, p in passes.items():
         hit = "-" if p["cache_hit_rate"] is None else f"{100 * p['cache_hit_rate']:.0f}%"
         cells = "".join(f"{p['stage_ms_per_batch'][s]:>11.2f}" for s in stages)
-        lines.append(f"{name:<6}{p['questions_per_s']:>9.0f}{p['ms_per_batch']:>10.2f}{cells}{hit:>12}{p['hits_at_1']:>8.3f}")
+        lines.append(
+            f"{name:<6}{p['questions_per_s']:>9.0f}{p['ms_per_batch']:>10.2f}{cells}{hit:>12}{p['hits_at_1']:>8.3f}"
+        )
     lines.append(
         f"load {report['load_s']} s; peak RSS {report['peak_rss_mb']} MB "
         f"({report['rss_mb_before_load']} MB before loading, {report['peak_rss_mb_after_load']} MB after)"

@@ -11,6 +11,7 @@ One job per module:
 - `decoder`: node scores → answer sets, confidence and backtracked reasoning paths;
 - `supervision`: relation-path targets mined from `qa_train` (no relation labels in MetaQA);
 - `checkpoint`: the committed weights and everything the reasoner needs besides the KB;
+- `tuning`: the answer-set threshold tuned on `qa_val`, the figures and data checksums;
 - `reasoner`: `GnnReasoner`, the `Reasoner` the worker calls;
 - `train`, `explain`: the `autoglm train` and `autoglm explain` entry points.
 """

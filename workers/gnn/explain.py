@@ -58,9 +58,8 @@ def build(payload: dict[str, Any], kb: KnowledgeBase, context: int = CONTEXT) ->
     """The nodes and edges to draw for one answer payload."""
     topic_name = payload.get("topic_entity")
     if not topic_name:
-        raise ValueError(
-            f"answer {payload.get('question_id')} has no topic entity (status {payload.get('status')!r}): nothing to draw"
-        )
+        question, status = payload.get("question_id"), payload.get("status")
+        raise ValueError(f"answer {question} has no topic entity (status {status!r}): nothing to draw")
     topic = _entity(kb, topic_name)
     walks = [_walk(kb, p) for p in (payload.get("paths") or [])[:MAX_PATHS] if p]
     title = str(payload.get("text") or "")
@@ -85,14 +84,20 @@ def _add_context(drawing: Drawing, kb: KnowledgeBase, topic: int, walks: list[li
     hops = []
     for t in range(depth):
         relations = sorted({w[2 * t + 1] for w in walks if len(w) // 2 > t})
-        hops.append(HopChoices(np.zeros(len(relations), np.int64), np.array(relations, np.int64), np.ones(len(relations), np.float32)))
+        hops.append(
+            HopChoices(
+                np.zeros(len(relations), np.int64), np.array(relations, np.int64), np.ones(len(relations), np.float32)
+            )
+        )
     sub = expand(_index(kb), np.array([topic]), hops, REBUILD_NODES)
     nodes = list(zip(sub.layer.tolist(), sub.entity.tolist()))  # per layer, heaviest first
     parents: dict[Node, set[Node]] = {}
     for s, d in zip(sub.src.tolist(), sub.dst.tolist()):
         parents.setdefault(nodes[d], set()).add(nodes[s])
     for t in range(1, depth + 1):  # context hangs off what is drawn, never floats alone
-        others = [n for n in nodes if n[0] == t and n not in drawing.nodes and parents.get(n, set()) & drawing.nodes.keys()]
+        others = [
+            n for n in nodes if n[0] == t and n not in drawing.nodes and parents.get(n, set()) & drawing.nodes.keys()
+        ]
         drawing.nodes.update({n: kb.names[n[1]] for n in others[:context]})
     for s, r, d in zip(sub.src.tolist(), sub.relation.tolist(), sub.dst.tolist()):
         a, b = nodes[s], nodes[d]

@@ -28,7 +28,7 @@ import torch
 
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.device import autocast, configure_threads, select_device
+from workers.device import autocast, configure_threads
 from workers.gnn.checkpoint import DEFAULT_PATH, FORMAT, Checkpoint
 from workers.gnn.decoder import Decoded, decode
 from workers.gnn.encode_cache import CachedEncoder, TextEncoder
@@ -79,7 +79,11 @@ class GnnReasoner:
         self.index = RelationIndex(kb)
         self._names = np.array(kb.names, dtype=object)
         self._relation_names = np.array(kb.relations, dtype=object)
-        prior = {i: n for name, n in zip(checkpoint.topic_names, checkpoint.topic_counts) if (i := kb.entity_id(name)) is not None}
+        prior = {
+            i: n
+            for name, n in zip(checkpoint.topic_names, checkpoint.topic_counts)
+            if (i := kb.entity_id(name)) is not None
+        }
         self.linker = EntityLinker(kb, checkpoint.templates, prior)
         self.encoder = CachedEncoder(encoder, encode_cache)
         self._prefill = (checkpoint.template_keys, checkpoint.template_vectors)
@@ -88,7 +92,13 @@ class GnnReasoner:
         self.head = RelationHead(encoder.dim, kb.num_relations, cfg.max_hops, cfg.head_hidden)
         self.head.load_state_dict(checkpoint.head)
         self.gnn = QuestionGAT(
-            encoder.dim, node_dim(cfg.max_hops), kb.num_relations, cfg.max_hops, cfg.gnn_hidden, cfg.gnn_heads, cfg.gnn_layers
+            encoder.dim,
+            node_dim(cfg.max_hops),
+            kb.num_relations,
+            cfg.max_hops,
+            cfg.gnn_hidden,
+            cfg.gnn_heads,
+            cfg.gnn_layers,
         )
         self.gnn.load_state_dict(checkpoint.gnn)
         self.head.to(self.device).eval()
@@ -99,7 +109,9 @@ class GnnReasoner:
     @classmethod
     def load(cls, settings: Settings) -> GnnReasoner:
         """KB, packaged encoder and the committed checkpoint, on the settings' device."""
-        from workers.encoder import QuestionEncoder  # transformers import is slow: only when serving
+        from workers.encoder import (
+            QuestionEncoder,  # transformers import is slow: only when serving
+        )
 
         configure_threads(settings)
         path = Path(getattr(settings, "gnn_checkpoint", None) or DEFAULT_PATH)
@@ -201,7 +213,9 @@ class GnnReasoner:
         topic = self.kb.names[topic_id]
         if len(decoded.entities) == 0:
             return Reasoned(
-                status="ok", topic_entity=topic, reason=f"nothing in the knowledge base along the predicted relations from {topic!r}"
+                status="ok",
+                topic_entity=topic,
+                reason=f"nothing in the knowledge base along the predicted relations from {topic!r}",
             )
         answers = list(zip(self._names[decoded.entities].tolist(), decoded.scores.tolist()))
         paths = self._path_names(decoded)
@@ -209,7 +223,9 @@ class GnnReasoner:
         text = sentence(topic, paths[0][1::2], [a for a, _ in answers])
         if truncated:
             text += " (subgraph cut at the node budget)"
-        return Reasoned(status="ok", answers=answers, paths=paths, topic_entity=topic, confidence=confidence, sentence=text)
+        return Reasoned(
+            status="ok", answers=answers, paths=paths, topic_entity=topic, confidence=confidence, sentence=text
+        )
 
     def _path_names(self, decoded: Decoded) -> list[list[str]]:
         """Walks of ids → [entity, relation, entity, …] names, one object-array lookup per batch."""

@@ -27,7 +27,9 @@ from workers.gnn.subgraph import HopChoices
 class RelationHead(nn.Module):
     """q (B, D) → logits (B, T, R + 1); the last class of every hop is END."""
 
-    def __init__(self, q_dim: int, num_relations: int, max_hops: int = 3, hidden: int = 256, dropout: float = 0.1) -> None:
+    def __init__(
+        self, q_dim: int, num_relations: int, max_hops: int = 3, hidden: int = 256, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.num_relations = num_relations
         self.max_hops = max_hops
@@ -53,9 +55,7 @@ def length_distribution(probs: Tensor) -> Tensor:
     return at_least * stop_next
 
 
-def hop_choices(
-    probs: np.ndarray, min_continue: float, min_share: float, max_relations: int
-) -> list[HopChoices]:
+def hop_choices(probs: np.ndarray, min_continue: float, min_share: float, max_relations: int) -> list[HopChoices]:
     """Per hop, the relations to expand along: those with share ≥ `min_share`, best
     `max_relations`, for questions whose path goes on with probability ≥ `min_continue`.
 

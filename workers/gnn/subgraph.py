@@ -99,9 +99,7 @@ def ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
 
 
-def expand(
-    index: RelationIndex, topics: np.ndarray, hops: Sequence[HopChoices], max_nodes: int
-) -> Subgraphs:
+def expand(index: RelationIndex, topics: np.ndarray, hops: Sequence[HopChoices], max_nodes: int) -> Subgraphs:
     """Layered subgraphs from `topics` (one per question) along each hop's chosen relations."""
     n_entities = index.num_entities
     b = len(topics)

@@ -18,11 +18,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from workers import path_mining
+from workers import paths as paths_module
 from workers.kb import KnowledgeBase, file_sha256
 from workers.linking import template_key
 from workers.metaqa import bracket_span, read_qa
-from workers import path_mining
-from workers import paths as paths_module
 from workers.path_mining import MinedQuestion, mine
 
 RelationPath = tuple[int, ...]
@@ -106,7 +106,9 @@ def mine_supervision(
     )
 
 
-def hop_targets(paths: Counter[RelationPath], num_relations: int, max_hops: int, noise_floor: float = 0.1) -> np.ndarray:
+def hop_targets(
+    paths: Counter[RelationPath], num_relations: int, max_hops: int, noise_floor: float = 0.1
+) -> np.ndarray:
     """(T, R + 1) soft targets: at hop t, the share of paths taking each relation, or END.
 
     Paths that explain less than `noise_floor` of a template's questions are dropped: they

@@ -56,6 +56,7 @@ def to_tensors(
     sub: Subgraphs, q: np.ndarray, length_probs: np.ndarray, max_hops: int, device: torch.device
 ) -> GraphTensors:
     """Everything on `device`, ready for one forward pass."""
+
     def put(array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 

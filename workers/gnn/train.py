@@ -2,9 +2,9 @@
 
     uv run python -m workers.gnn.train                # writes workers/checkpoints/gnn.pt
 
-Phases (progress bars on stderr, fixed seed, ~6 minutes on a 2-core CPU):
+Phases (progress bars on stderr, fixed seed, 2–3 minutes on a 2-core CPU):
 
-1. mine relation-path targets per question template from the KB (`supervision`, ~1 min);
+1. mine relation-path targets per question template from the KB (`supervision`, ~20 s);
 2. encode the distinct templates with the frozen MiniLM encoder (a few seconds);
 3. relation head: full-batch Adam on soft per-hop targets (seconds);
 4. GNN: subgraphs built with the trained head (plus random distractor relations and one
@@ -14,8 +14,8 @@ Phases (progress bars on stderr, fixed seed, ~6 minutes on a 2-core CPU):
        BCE(s_v, y_v) averaged over the question's nodes  −  log Σ_{v: y_v = 1} softmax_q(s)_v
 
    (calibrated per-node probabilities for the answer set, plus "some answer ranks first");
-5. tune the answer-set threshold for F1 on `qa_val`, then evaluate every hop, bracketed and
-   raw text, and save everything (weights, figures, data checksums, this command).
+5. tune the answer-set threshold for F1 on `qa_val`, evaluate every hop, bracketed and raw
+   text (`tuning`), and save everything (weights, figures, data checksums, this command).
 """
 
 from __future__ import annotations
@@ -26,25 +26,25 @@ import math
 import shlex
 import sys
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from schemas.settings import REPO_ROOT, Settings
+from schemas.settings import Settings
 from workers.device import configure_threads
 from workers.gnn.checkpoint import DEFAULT_PATH, Checkpoint, Config
 from workers.gnn.model import QuestionGAT
 from workers.gnn.relation_head import RelationHead, hop_choices, length_distribution
-from workers.gnn.subgraph import HopChoices, RelationIndex, expand
-from workers.gnn.supervision import Supervision, TrainQuestion, hop_targets, mine_supervision
+from workers.gnn.subgraph import HopChoices, RelationIndex, Subgraphs, expand
+from workers.gnn.supervision import TrainQuestion, hop_targets, mine_supervision
 from workers.gnn.tensors import node_dim, to_tensors
+from workers.gnn.tuning import data_checksums, print_figures, tune_and_evaluate
 from workers.kb import KnowledgeBase, file_sha256
-from workers.metaqa import HOPS, KB_FILE, qa_file, read_qa
+from workers.metaqa import HOPS, KB_FILE, qa_file
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="autoglm train", description="Train the GNN reasoner on MetaQA qa_train (CPU).")
     p.add_argument("--out", type=Path, default=DEFAULT_PATH, help="checkpoint to write (default: the committed one)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 1 is fastest for these small graphs on a shared CPU (0: all cores up to 8)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; 1 is fastest for these small graphs on a shared CPU (0: all cores up to 8)",
+    )
     p.add_argument("--head-steps", type=int, default=1000, help="full-batch steps of the relation head")
-    p.add_argument("--epochs", type=int, default=4, help="passes of the GNN over the training questions")
+    p.add_argument(
+        "--epochs", type=int, default=4, help="GNN epochs, each over --questions-per-epoch sampled questions"
+    )
     p.add_argument("--questions-per-epoch", type=int, default=16_000, help="training questions sampled per epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -97,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = Config()
     keys = sorted(k for k, paths in supervision.paths.items() if paths)
-    vectors = np.concatenate([encoder.encode(keys[i : i + 256]) for i in tqdm(range(0, len(keys), 256), desc="encode", unit="x256")])
+    vectors = np.concatenate(
+        [encoder.encode(keys[i : i + 256]) for i in tqdm(range(0, len(keys), 256), desc="encode", unit="x256")]
+    )
     t = phase("encode", t)
 
     targets = np.stack([hop_targets(supervision.paths[k], kb.num_relations, cfg.max_hops) for k in keys])
@@ -105,7 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_head(head, vectors, targets, args.head_steps)
     t = phase("relation head", t)
 
-    gnn = QuestionGAT(encoder.dim, node_dim(cfg.max_hops), kb.num_relations, cfg.max_hops, cfg.gnn_hidden, cfg.gnn_heads, cfg.gnn_layers)
+    gnn = QuestionGAT(
+        encoder.dim,
+        node_dim(cfg.max_hops),
+        kb.num_relations,
+        cfg.max_hops,
+        cfg.gnn_hidden,
+        cfg.gnn_heads,
+        cfg.gnn_layers,
+    )
     row = {k: i for i, k in enumerate(keys)}
     usable = [q for q in supervision.questions if q.template in row and q.answers]
     train_gnn(gnn, head, RelationIndex(kb), cfg, usable, row, vectors, args, rng)
@@ -124,16 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         template_keys=keys,
         template_vectors=torch.from_numpy(vectors),
         data=data_checksums(),
-        command="uv run python -m workers.gnn.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        command="uv run python -m workers.gnn.train "
+        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
     )
     if not args.no_eval:
-        checkpoint.config.threshold, checkpoint.metrics = tune_and_evaluate(kb, encoder, checkpoint, settings, args.val_limit)
+        checkpoint.config.threshold, checkpoint.metrics = tune_and_evaluate(
+            kb, encoder, checkpoint, settings, args.val_limit
+        )
         t = phase("tune + evaluate", t)
     checkpoint.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     checkpoint.metrics["phases_seconds"] = phases
     checkpoint.metrics["torch_threads"] = torch.get_num_threads()
     checkpoint.save(args.out)
-    print(f"[train] wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {checkpoint.metrics['train_seconds']} s", file=sys.stderr)
+    print(
+        f"[train] wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {checkpoint.metrics['train_seconds']} s",
+        file=sys.stderr,
+    )
     print_figures(checkpoint.metrics)
     return 0
 
@@ -191,7 +214,9 @@ def train_gnn(
             tensors = to_tensors(sub, vectors[rows], lengths[rows], cfg.max_hops, torch.device("cpu"))
             labels = answer_labels(sub, batch, index.num_entities)
             logits, _ = gnn(*tensors.inputs())
-            loss = answer_loss(logits, torch.from_numpy(labels), tensors.batch, torch.from_numpy(sub.layer > 0), len(batch))
+            loss = answer_loss(
+                logits, torch.from_numpy(labels), tensors.batch, torch.from_numpy(sub.layer > 0), len(batch)
+            )
             optimiser.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(gnn.parameters(), 1.0)
@@ -209,7 +234,7 @@ def with_distractors(probs: np.ndarray, cfg: Config, rng: np.random.Generator) -
     b, hops, _ = probs.shape
     stop = probs[..., -1]
     share = probs[..., :-1] / np.clip(1.0 - stop, 1e-9, None)[..., None]
-    predicted = np.array([(np.cumprod(1 - stop[i]) >= cfg.min_continue).sum() for i in range(b)])
+    predicted = (np.cumprod(1.0 - stop, axis=1) >= cfg.min_continue).sum(axis=1)  # hops the head expands
     extra_hop = rng.random(b) < 0.5
     out = []
     for t, choice in enumerate(base):
@@ -227,9 +252,11 @@ def with_distractors(probs: np.ndarray, cfg: Config, rng: np.random.Generator) -
     return out
 
 
-def answer_labels(sub, batch: Sequence[TrainQuestion], n_entities: int) -> np.ndarray:
+def answer_labels(sub: Subgraphs, batch: Sequence[TrainQuestion], n_entities: int) -> np.ndarray:
     """1 for a node that is a gold answer at the question's own hop layer, else 0."""
-    gold = np.array([b * n_entities + a for b, q in enumerate(batch) for a in q.answers if a != q.topic], dtype=np.int64)
+    gold = np.array(
+        [b * n_entities + a for b, q in enumerate(batch) for a in q.answers if a != q.topic], dtype=np.int64
+    )
     hops = np.array([q.hops for q in batch])
     node_key = sub.question * n_entities + sub.entity
     return (np.isin(node_key, gold) & (sub.layer == hops[sub.question])).astype(np.float32)
@@ -248,68 +275,6 @@ def answer_loss(logits: Tensor, labels: Tensor, batch: Tensor, candidate: Tensor
     has = positive > 0
     rank = -(torch.log(positive[has]) - torch.log(total[has]))
     return bce.mean() + (rank.sum() / b)
-
-
-# --- tuning and figures ----------------------------------------------------------------------
-
-
-def tune_and_evaluate(kb, encoder, checkpoint: Checkpoint, settings: Settings, limit: int | None) -> tuple[float, dict[str, Any]]:
-    """Pick the F1-best threshold on qa_val (macro over hops), then score every hop, bracketed and raw."""
-    from workers.evaluate import evaluate_pairs, score
-    from workers.gnn.reasoner import GnnReasoner
-
-    reasoner = GnnReasoner(kb, encoder, checkpoint, max_nodes=settings.max_subgraph_nodes, max_answers=settings.max_answers)
-    pairs = {hop: read_qa(qa_file(hop, "val"), limit=limit) for hop in HOPS}
-    reasoner.config.threshold = 0.0  # every answer, best first: thresholds then cut a prefix
-    results = {}
-    for hop in HOPS:
-        results[hop] = []
-        for lo in tqdm(range(0, len(pairs[hop]), 100), desc=f"tune {hop}-hop", unit="batch"):
-            results[hop] += reasoner.answer_batch([_question(p.question) for p in pairs[hop][lo : lo + 100]])
-    grid = [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
-    f1 = {
-        x: float(np.mean([np.mean([score(p, _cut(r, x))["f1"] for p, r in zip(pairs[h], results[h])]) for h in HOPS]))
-        for x in grid
-    }
-    best = max(grid, key=lambda x: (round(f1[x], 4), -abs(x - 0.5)))
-    reasoner.config.threshold = best
-    metrics: dict[str, Any] = {"threshold": best, "threshold_f1": {str(k): round(v, 4) for k, v in f1.items()}}
-    for hop in HOPS:
-        for raw in (False, True):
-            report = evaluate_pairs(reasoner, pairs[hop], raw_text=raw)
-            keep = ("hits_at_1", "f1", "exact_match", "entity_link_accuracy", "no_entity", "n")
-            metrics[f"{hop}hop_{'raw' if raw else 'bracketed'}"] = {k: round(report[k], 4) for k in keep}
-    return best, metrics
-
-
-def _question(text: str):  # type: ignore[no-untyped-def]
-    import uuid
-
-    from schemas.question import Question
-
-    return Question(question_id=uuid.uuid4(), service="train", user_id="train", text=text, ts=int(time.time() * 1000))
-
-
-def _cut(result, threshold: float):  # type: ignore[no-untyped-def]
-    """The answer set the threshold keeps: a prefix of the best-first answers, never empty."""
-    from dataclasses import replace
-
-    keep = [k for k, (_, s) in enumerate(result.answers) if k == 0 or s >= threshold]
-    return replace(result, answers=[result.answers[k] for k in keep], paths=[result.paths[k] for k in keep])
-
-
-def data_checksums() -> dict[str, str]:
-    files = [KB_FILE] + [qa_file(h, s) for h in HOPS for s in ("train", "val")]
-    return {str(f.relative_to(REPO_ROOT)): file_sha256(f) for f in files}
-
-
-def print_figures(metrics: dict[str, Any]) -> None:
-    print(f"{'qa_val':<16}{'Hits@1':>8}{'F1':>8}{'EM':>8}{'link':>8}{'n':>6}")
-    for hop in HOPS:
-        for mode in ("bracketed", "raw"):
-            m = metrics.get(f"{hop}hop_{mode}")
-            if m:
-                print(f"{f'{hop}-hop {mode}':<16}{m['hits_at_1']:>8.4f}{m['f1']:>8.4f}{m['exact_match']:>8.4f}{m['entity_link_accuracy']:>8.4f}{m['n']:>6}")
 
 
 if __name__ == "__main__":
