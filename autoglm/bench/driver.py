@@ -64,11 +64,13 @@ class Driver:
     def __init__(
         self, name: str, settings: Settings, workload: Workload, lag_groups: list[tuple[str, str]],
         pids: Callable[[], dict[str, int]], batch_max_size: int | None, seed: int = 5,
+        services: Callable[[], object] = tuple,
     ) -> None:
         self.name = name
         self.settings = settings
         self.workload = workload
         self.pids = pids
+        self.services = services  # a step during which this changes is flagged
         self.batch_max_size = batch_max_size
         self.topic = topic_name(settings, QUESTIONS)
         self.collector = Collector(settings, topic_name(settings, ANSWERS))
@@ -85,10 +87,15 @@ class Driver:
         await self.lag.start()
 
     async def stop(self) -> None:
-        await self.collector.stop()
-        await self.lag.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        """Close every client; a client that fails to close (broker gone) does not stop the rest."""
+        closers = [self.collector.stop, self.lag.stop] + ([self._producer.stop] if self._producer else [])
+        for close in closers:
+            try:
+                await asyncio.wait_for(close(), timeout=15)
+            except BaseException as exc:  # noqa: BLE001 - aiokafka may raise CancelledError on close
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                log.warning("%s: closing a client failed: %r", self.name, exc)
 
     def _on_sent(self, step: int, ids: list[str]):  # noqa: ANN202
         def on_sent(record: Record, intended: float) -> None:
@@ -149,6 +156,7 @@ class Driver:
         step, ids, stats = self._step, [], SendStats()
         cpu = CpuMeter(self.pids())
         self.lag.take()
+        services_before = self.services()
         sampler = asyncio.create_task(self.lag.sample_every(1.0))
         seconds = plan.seconds_at(rate)
         started = time.time()
@@ -165,7 +173,8 @@ class Driver:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
         result = self._summarise(ids, rate, plan, started, measure_from, sent_until, aborted, stats)
-        result.update(label=label, cpu_pct=cpu_use, lag=self.lag.take(), loadavg=loadavg())
+        result.update(label=label, cpu_pct=cpu_use, lag=self.lag.take(), loadavg=loadavg(),
+                      services_restarted=self.services() != services_before)
         drained = await self.drain(plan.drain_cap_s if aborted or not result["ok"] else plan.grace_s)
         if not drained:
             result["left_unanswered_after_drain"] = self.forget_outstanding()

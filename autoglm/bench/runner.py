@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from autoglm.bench.cpu import loadavg
 from autoglm.bench.driver import Driver, StepPlan
 from autoglm.bench.search import SearchPlan, find_max
+from autoglm.bench.services import service_pids
 from autoglm.bench.systems import SYSTEMS, System, isolate
 from autoglm.bench.workload import Workload
 from autoglm.services.kafka import ensure_topics_async, kafka_pid
@@ -126,13 +127,13 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
                 result.update(await _measure(system, drivers[system.name], cfg, clock, common))
                 if result.get("at_max") and system.name in COMMON_LOAD_SOURCES:
                     common[system.name] = result["at_max"]["offered_qps"]
-            await drivers.pop(system.name).stop()
             system.stop()
+            await drivers.pop(system.name).stop()
     finally:
+        for system in systems:  # processes first: they must never outlive the run
+            system.stop()
         for driver in drivers.values():
             await driver.stop()
-        for system in systems:
-            system.stop()
         await _delete_topics(base, run_id)
     out["uptime_after"] = uptime()
     out["elapsed_s"] = round(time.monotonic() - clock.t0, 1)
@@ -140,17 +141,17 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
 
 
 def _driver(system: System, systems: list[System], base: Settings, workload: Workload) -> Driver:
-    broker = kafka_pid(base) if not base.kafka_is_external else None
-
     def pids() -> dict[str, int]:
         """Every process of ours that is alive: the idle systems not yet measured show too."""
         found = {f"{s.name}:{role}": pid for s in systems for role, pid in s.pids().items()}
         found["harness"] = os.getpid()
+        broker = kafka_pid(base) if not base.kafka_is_external else None  # may restart mid-run
         if broker:
             found["kafka"] = broker
         return found
 
-    return Driver(system.name, system.settings, workload, system.lag_groups(), pids, system.batch_max_size())
+    return Driver(system.name, system.settings, workload, system.lag_groups(), pids, system.batch_max_size(),
+                  services=lambda: service_pids(base))
 
 
 async def _wait_all_ready(systems: list[System], drivers: dict[str, Driver], timeout_s: float) -> dict[str, dict]:
@@ -196,6 +197,10 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
 def _logged(name: str, driver: Driver, plan: StepPlan, label: str = "sweep") -> Callable:
     async def step(rate: float) -> dict:
         result = await driver.step(rate, plan, label)
+        if result["services_restarted"]:  # someone restarted Kafka or PostgreSQL: measure again, once
+            say(f"{name}: Kafka or PostgreSQL restarted during the step; waiting, then repeating it")
+            await driver.wait_ready(180.0)
+            result = await driver.step(rate, plan, label)
         verdict = "ok " if result["ok"] else "FAIL"
         say(f"{name}: {verdict} offered {rate:7.1f} q/s -> {result['throughput_qps']:7.1f} q/s, "
             f"p50 {result['p50_ms']} p99 {result['p99_ms']} ms{' (aborted)' if result['aborted'] else ''} [{label}]")

@@ -99,7 +99,9 @@ class System:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{self.name}-{role}.log", "ab")
         env = {**child_env(self.settings, self.echo), "AUTOGLM_WORKER_INSTANCE": f"{self.settings.worker_group_id}-{role}"}
-        self.procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        self.procs[role] = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, preexec_fn=_die_with_parent
+        )
         log.close()
 
     def restart_streams(self, batch_window_ms: int) -> None:
@@ -132,6 +134,16 @@ class System:
     def stop(self, timeout_s: float = 30.0) -> None:
         _terminate(list(self.procs.values()), timeout_s)
         self.procs.clear()
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the harness dies, however it dies (no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _terminate(procs: list[subprocess.Popen], timeout_s: float) -> None:
