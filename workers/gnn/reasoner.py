@@ -109,9 +109,7 @@ class GnnReasoner:
     @classmethod
     def load(cls, settings: Settings) -> GnnReasoner:
         """KB, packaged encoder and the committed checkpoint, on the settings' device."""
-        from workers.encoder import (
-            QuestionEncoder,  # transformers import is slow: only when serving
-        )
+        from workers.encoder import QuestionEncoder  # imports transformers (slow): only when serving
 
         configure_threads(settings)
         path = Path(getattr(settings, "gnn_checkpoint", None) or DEFAULT_PATH)
