@@ -117,7 +117,10 @@ class Driver:
             until = time.monotonic() + 3.0
             while time.monotonic() < until:
                 if any(i in self.collector.got for i in ids):
-                    return time.monotonic() - t0
+                    waited = time.monotonic() - t0
+                    await self.drain(5.0)  # earlier probes, answered late or never, must not
+                    self.forget_outstanding()  # count against the first step
+                    return waited
                 await asyncio.sleep(0.1)
         raise TimeoutError(f"{self.name} did not answer a probe within {timeout_s:.0f}s; see its log")
 
