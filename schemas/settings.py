@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     worker_max_batches: int = 16
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
-    reasoner: str = "baseline"
+    reasoner: str = "gnn"  # or "baseline": template kNN paths, kept as the comparison
+    gnn_checkpoint: Path | None = None  # default: the committed workers/checkpoints/gnn.pt
+    encode_cache_size: int = 50_000  # entity-masked question -> vector, bounded LRU
     device: str = "auto"
     torch_threads: int = 0
     db_retry_max_s: float = 30.0

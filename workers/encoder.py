@@ -102,6 +102,7 @@ class LazyQuestionEncoder:
         self._lock = threading.Lock()
         config = json.loads((model_dir() / "config.json").read_text())
         self.dim: int = int(config["hidden_size"])
+        self.device = select_device(settings)
         self.fingerprint = model_fingerprint()
 
     def start_background_load(self) -> None:

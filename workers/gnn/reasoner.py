@@ -109,13 +109,16 @@ class GnnReasoner:
     @classmethod
     def load(cls, settings: Settings) -> GnnReasoner:
         """KB, packaged encoder and the committed checkpoint, on the settings' device."""
-        from workers.encoder import QuestionEncoder  # imports transformers (slow): only when serving
+        from workers.encoder import LazyQuestionEncoder
 
         configure_threads(settings)
         path = Path(getattr(settings, "gnn_checkpoint", None) or DEFAULT_PATH)
         checkpoint = Checkpoint.load(path)
         kb = KnowledgeBase.from_settings(settings)
-        encoder = QuestionEncoder.load(settings)
+        # The checkpoint pre-fills the encoding cache with the training templates' vectors, so
+        # the model (and the slow transformers import) loads in the background meanwhile.
+        encoder = LazyQuestionEncoder(settings)
+        encoder.start_background_load()
         if encoder.fingerprint != checkpoint.encoder:
             log.warning("encoder %s differs from the checkpoint's %s", encoder.fingerprint, checkpoint.encoder)
         return cls(
