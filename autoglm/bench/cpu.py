@@ -45,3 +45,19 @@ def loadavg() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
+
+
+async def wait_quiet(pids: dict[str, int], max_pct: float = 20.0, window_s: float = 3.0, timeout_s: float = 300.0) -> dict:
+    """Wait until no process in `pids` uses more than `max_pct` of a core over `window_s`:
+    models that finish loading in a background thread after the first answer must not
+    be measured as load. Returns the last window's use per process."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        meter = CpuMeter(pids)
+        meter.start()
+        await asyncio.sleep(window_s)
+        use = meter.stop()
+        if all(v <= max_pct for v in use.values()) or time.monotonic() > deadline:
+            return use

@@ -71,6 +71,7 @@ class Driver:
         self.workload = workload
         self.pids = pids
         self.services = services  # a step during which this changes is flagged
+        self._services_seen: object = None
         self.batch_max_size = batch_max_size
         self.topic = topic_name(settings, QUESTIONS)
         self.collector = Collector(settings, topic_name(settings, ANSWERS))
@@ -160,6 +161,7 @@ class Driver:
         cpu = CpuMeter(self.pids())
         self.lag.take()
         services_before = self.services()
+        restarted_before = self._services_seen is not None and services_before != self._services_seen
         sampler = asyncio.create_task(self.lag.sample_every(1.0))
         seconds = plan.seconds_at(rate)
         started = time.time()
@@ -176,8 +178,9 @@ class Driver:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
         result = self._summarise(ids, rate, plan, started, measure_from, sent_until, aborted, stats)
+        self._services_seen = self.services()
         result.update(label=label, cpu_pct=cpu_use, lag=self.lag.take(), loadavg=loadavg(),
-                      services_restarted=self.services() != services_before)
+                      services_restarted=restarted_before or self._services_seen != services_before)
         drained = await self.drain(plan.drain_cap_s if aborted or not result["ok"] else plan.grace_s)
         if not drained:
             result["left_unanswered_after_drain"] = self.forget_outstanding()

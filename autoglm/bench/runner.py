@@ -26,7 +26,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from autoglm.bench.cpu import loadavg
+from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
 from autoglm.bench.search import SearchPlan, find_max
 from autoglm.bench.services import service_pids
@@ -119,6 +119,8 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
             drivers[system.name] = _driver(system, systems, base, workload)
             await drivers[system.name].start()
         startup = await _wait_all_ready(systems, drivers, cfg.ready_timeout_s)
+        say("waiting until the systems are idle (models may still load in the background) ...")
+        out["idle_cpu_pct"] = await wait_quiet({f"{s.name}:{r}": p for s in systems for r, p in s.pids().items()})
         common: dict[str, float] = {}  # system name -> its max, used as a common load by later systems
         for system in systems:
             result = {"label": system.label, **startup[system.name]}
@@ -178,35 +180,49 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     estimate = await _estimate_capacity(driver, 1000 if system.name == "ceiling" else 200)
     start = max(cfg.search.min_rate, 0.5 * (estimate["throughput_qps"] or 10.0))
     say(f"{system.name}: burst estimate {estimate['throughput_qps']} q/s; searching from {start:.0f} q/s")
-    best, steps = await find_max(_logged(system.name, driver, plan), start, cfg.search, clock.left)
+    best, steps = await find_max(_logged(system.name, system, driver, plan), start, cfg.search, clock.left)
     result: dict = {"capacity_estimate": estimate, "max_throughput_qps": best, "steps": steps,
                     "at_max": _best_step(steps)}
     say(f"{system.name}: max sustainable {best} q/s")
     reference = {}
     for other, rate in common.items():
         if clock.left():
-            reference[other] = await _logged(system.name, driver, plan, f"at {other} max")(rate)
+            reference[other] = await _logged(system.name, system, driver, plan, f"at {other} max")(rate)
     result["at_common_loads"] = reference
     if system.name == "pipeline" and best:
         if clock.left():
-            result["at_70pct"] = await _logged(system.name, driver, plan, "70% of max")(0.7 * best)
+            result["at_70pct"] = await _logged(system.name, system, driver, plan, "70% of max")(0.7 * best)
         result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps)
     return result
 
 
-def _logged(name: str, driver: Driver, plan: StepPlan, label: str = "sweep") -> Callable:
+def _logged(name: str, system: System, driver: Driver, plan: StepPlan, label: str = "sweep") -> Callable:
     async def step(rate: float) -> dict:
         result = await driver.step(rate, plan, label)
-        if result["services_restarted"]:  # someone restarted Kafka or PostgreSQL: measure again, once
-            say(f"{name}: Kafka or PostgreSQL restarted during the step; waiting, then repeating it")
-            await driver.wait_ready(180.0)
-            result = await driver.step(rate, plan, label)
+        if result["services_restarted"] or system.exited():
+            result = await _repeat(name, system, driver, rate, plan, label, result)
         verdict = "ok " if result["ok"] else "FAIL"
         say(f"{name}: {verdict} offered {rate:7.1f} q/s -> {result['throughput_qps']:7.1f} q/s, "
             f"p50 {result['p50_ms']} p99 {result['p99_ms']} ms{' (aborted)' if result['aborted'] else ''} [{label}]")
         return result
 
     return step
+
+
+async def _repeat(name: str, system: System, driver: Driver, rate: float, plan: StepPlan, label: str, failed: dict) -> dict:
+    """Kafka or PostgreSQL was restarted (other people's chaos tests share the machine) or a
+    process of the system died: start what died, wait until it answers, measure once more."""
+    say(f"{name}: services restarted: {failed['services_restarted']}; exited: {system.exited()}; repeating the step")
+    respawned = system.respawn_exited()
+    try:
+        await driver.wait_ready(300.0, system.exited)
+        if respawned:
+            await wait_quiet({f"{system.name}:{r}": p for r, p in system.pids().items()})
+    except (TimeoutError, RuntimeError) as exc:
+        return {**failed, "repeat_error": str(exc)}
+    result = await driver.step(rate, plan, label)
+    result["repeated_after"] = {"services_restarted": failed["services_restarted"], "respawned": respawned}
+    return result
 
 
 async def _estimate_capacity(driver: Driver, n: int) -> dict:
@@ -246,7 +262,7 @@ async def _window_sweep(
             sweep.append({"window_ms": window, "error": str(exc)})
             continue
         await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
-        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", driver, plan), best, search, clock.left)
+        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", system, driver, plan), best, search, clock.left)
         sweep.append({"window_ms": window, "max_throughput_qps": top,
                       "peak_throughput_qps": max((s["throughput_qps"] for s in wsteps), default=None), "steps": wsteps})
     return sorted(sweep, key=lambda w: w["window_ms"])

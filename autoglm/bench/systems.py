@@ -112,6 +112,14 @@ class System:
         _terminate([proc], timeout_s=30)
         self._spawn("streams", CLI + ["--streams-only"])
 
+    def respawn_exited(self) -> list[str]:
+        """Start again every process of this system that exited; returns their roles."""
+        roles = list(self.exited())
+        for role in roles:
+            cmd = self.procs.pop(role).args
+            self._spawn(role, list(cmd))
+        return roles
+
     def pids(self) -> dict[str, int]:
         return {role: p.pid for role, p in self.procs.items() if p.poll() is None}
 
