@@ -246,7 +246,8 @@ def verify(cases: list[Case], collected: Collected, stored: dict, rows: int) -> 
         if c.expect is None:
             if letters:
                 wrong[f"{c.category}->{letters[0].error_class}"] += 1
-                examples.append(  # a valid record was refused{"category": c.category, "expected": None, "got": letters[0].error_class,
+                examples.append({  # a valid record was refused
+                                 "category": c.category, "expected": None, "got": letters[0].error_class,
                                  "message": letters[0].error_message[:200]})
             continue
         expected[c.expect] += 1
