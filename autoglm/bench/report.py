@@ -75,14 +75,21 @@ def _contention(step: dict, cpus: int) -> str:
 
 def explain_limit(pipe: dict, cpus: int) -> str | None:
     """What stops the pipeline at its maximum: which stage grows, which process saturates."""
+    steps = [s for s in pipe.get("steps", []) if s.get("stages")]
     best = pipe.get("at_max")
-    if not best or not best.get("stages"):
+    if best is None and steps:  # nothing sustained: explain the floor, the lowest load tried
+        best = min(steps, key=lambda s: s["offered_qps"])
+        where = (f"no load met the SLO; at the lowest load tried ({best['offered_qps']:.0f} q/s offered, "
+                 f"p99 {_fmt(best['p99_ms'])} ms)")
+    elif best is not None and best.get("stages"):
+        where = f"at its maximum ({best['throughput_qps']:.0f} q/s)"
+    else:
         return None
-    over = [s for s in pipe.get("steps", []) if not s["ok"] and s["offered_qps"] > best["offered_qps"] and s.get("stages")]
-    worst = min(over, key=lambda s: s["offered_qps"]) if over else None
+    over = [s for s in steps if not s["ok"] and s["offered_qps"] > best["offered_qps"]]
+    worst = min(over, key=lambda s: s["offered_qps"]) if over and best.get("ok") else None
     e2e = sum(v["mean"] for v in best["stages"].values())
     parts = ", ".join(f"{k.removesuffix('_ms')} {v['mean']:.0f}" for k, v in best["stages"].items())
-    text = f"at its maximum ({best['throughput_qps']:.0f} q/s) the mean {e2e:.0f} ms splits into {parts} ms"
+    text = f"{where} the mean {e2e:.0f} ms splits into {parts} ms"
     text += _cpu_text(best)
     batch, call = best.get("batch_size") or {}, best.get("call_size") or {}
     if batch.get("mean") is not None and batch["mean"] < 2:
@@ -95,13 +102,26 @@ def explain_limit(pipe: dict, cpus: int) -> str | None:
         text += (f"; one step above ({worst['offered_qps']:.0f} q/s offered) {stage.removesuffix('_ms')} "
                  f"grows by {grown[stage]:.0f} ms{_cpu_text(worst)}")
         text += {
-            "queue_ms": ": batches wait for a busy worker, the reasoner is the bottleneck",
+            "queue_ms": ": batches wait for a busy worker (its reasoning and delivery cycle)",
             "inference_ms": ": reasoner calls get slower (bigger calls or CPU contention)",
             "ingest_ms": ": the stream processor falls behind the questions topic",
             "batch_wait_ms": ": buffers wait longer to close",
             "deliver_ms": ": writing answers (database, produce, transaction) falls behind",
         }[stage]
         text += _contention(worst, cpus)
+    elif not best.get("ok"):
+        stage = max(best["stages"], key=lambda k: best["stages"][k]["mean"])
+        cycle = best["stages"]["inference_ms"]["mean"] + best["stages"]["deliver_ms"]["mean"]
+        text += f"; the largest part is {stage.removesuffix('_ms')}" + {
+            "queue_ms": (f": a batch's trip through Kafka to the worker plus its wait for the worker's cycle in "
+                         f"progress (reasoning, then database and Kafka transaction, about {cycle:.0f} ms, one after "
+                         f"the other) before its own cycle starts"),
+            "inference_ms": ": the reasoner itself",
+            "ingest_ms": ": the stream processor falls behind the questions topic",
+            "batch_wait_ms": ": the batch window",
+            "deliver_ms": ": writing answers (database, produce, transaction) and reading them back",
+        }[stage]
+        text += _contention(best, cpus)
     return text
 
 

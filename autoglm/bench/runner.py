@@ -189,8 +189,8 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
         if clock.left():
             reference[other] = await _logged(system.name, system, driver, plan, f"at {other} max")(rate)
     result["at_common_loads"] = reference
-    if system.name == "pipeline" and best:
-        if clock.left():
+    if system.name == "pipeline":
+        if best and clock.left():
             result["at_70pct"] = await _logged(system.name, system, driver, plan, "70% of max")(0.7 * best)
         result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps)
     return result
@@ -243,10 +243,12 @@ def _best_step(steps: list[dict]) -> dict | None:
 
 
 async def _window_sweep(
-    system: System, driver: Driver, cfg: BenchConfig, clock: Clock, best: float, steps: list[dict],
+    system: System, driver: Driver, cfg: BenchConfig, clock: Clock, best: float | None, steps: list[dict],
 ) -> list[dict]:
-    """The search again for other batch windows, starting at the default window's maximum."""
+    """The search again for other batch windows, starting at the default window's maximum
+    (or, when no rate was sustained, at the lowest rate tried)."""
     default = system.settings.batch_window_ms
+    start = best or min(s["offered_qps"] for s in steps)
     sweep = [{"window_ms": default, "max_throughput_qps": best,
               "peak_throughput_qps": max(s["throughput_qps"] for s in steps), "steps": steps}]
     plan = StepPlan(duration_s=cfg.step_s, slo_ms=cfg.slo_ms)
@@ -261,8 +263,8 @@ async def _window_sweep(
         except (TimeoutError, RuntimeError) as exc:
             sweep.append({"window_ms": window, "error": str(exc)})
             continue
-        await driver.step(0.3 * best, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
-        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", system, driver, plan), best, search, clock.left)
+        await driver.step(0.3 * start, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
+        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", system, driver, plan), start, search, clock.left)
         sweep.append({"window_ms": window, "max_throughput_qps": top,
                       "peak_throughput_qps": max((s["throughput_qps"] for s in wsteps), default=None), "steps": wsteps})
     return sorted(sweep, key=lambda w: w["window_ms"])
