@@ -14,7 +14,8 @@ SCHEMA_VERSION = 1
 # one field type relaxes strictness locally while every other field stays strict.
 WireUUID = Annotated[UUID, Field(strict=False)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-TimestampMs = Annotated[int, Field(ge=0, description="UTC milliseconds since the epoch")]
+# Bounded by PostgreSQL's bigint, where every timestamp ends up.
+TimestampMs = Annotated[int, Field(ge=0, le=2**63 - 1, description="UTC milliseconds since the epoch")]
 
 
 class Message(BaseModel):

@@ -33,7 +33,10 @@ def topic_name(settings: Settings, base: str) -> str:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """All topics the system needs, with explicit partitions and retention."""
     retention = {"retention.ms": str(settings.retention_ms), "cleanup.policy": "delete"}
-    dlq_retention = {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
+    # A dead letter carries the original as base64 (4/3 larger): room for a 1 MiB original.
+    dlq_retention = {
+        "retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete", "max.message.bytes": str(2 * 1024 * 1024),
+    }
     rf = settings.replication_factor
     p = settings.partitions
     return [

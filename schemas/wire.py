@@ -28,6 +28,21 @@ class WireError(ValueError):
         self.message = message
 
 
+MAX_JSON_DEPTH = 64  # orjson writes at most ~254 levels, and a batch wraps each question deeper
+
+
+def _too_deep(obj: object, limit: int) -> bool:
+    """True when `obj` nests dicts/lists deeper than `limit` (iterative: no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _short(err: ValidationError) -> str:
     """A bounded, readable summary of a pydantic error (field path and message)."""
     parts = []
@@ -57,6 +72,8 @@ def decode(raw: bytes | None, model: type[M], max_bytes: int) -> M:
         raise WireError("schema_validation", "strings must not contain NUL (\\u0000) characters")
     if not isinstance(obj, dict):
         raise WireError("not_an_object", f"payload is a JSON {type(obj).__name__}, expected an object")
+    if _too_deep(obj, MAX_JSON_DEPTH):
+        raise WireError("schema_validation", f"JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     version = obj.get("schema_version", 1)
     if type(version) is not int or version not in model.SUPPORTED_VERSIONS:
         raise WireError(

@@ -27,6 +27,7 @@ from schemas.kafka_config import common_config
 from schemas.rows import UPSERT_ANSWER, UPSERT_FEEDBACK, answer_row, feedback_row
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, FEEDBACK, topic_name
+from streams.privacy import scrub_feedback
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _row(
     try:
         if what == ANSWERS:
             return answer_row(Answer.from_bytes(value))
-        fb = Feedback.from_bytes(value)
+        fb = scrub_feedback(Feedback.from_bytes(value))  # the topic holds what users typed
     except (ValueError, ValidationError):
         result.skipped += 1  # invalid feedback was dead-lettered at ingest; nothing to rebuild
         return None

@@ -75,7 +75,6 @@ def test_any_json_object_is_accepted_or_refused_with_a_wire_error(obj: dict) -> 
         assert model.from_bytes(message.to_bytes()) == message  # what is accepted can be written back
 
 
-@pytest.mark.xfail(strict=True, reason="decode accepts these today; fixes are described in the fuzz report")
 @pytest.mark.parametrize("topic", [QUESTIONS, FEEDBACK])
 def test_known_bug_records_are_refused(topic: str) -> None:
     """ts >= 2**63 overflows PostgreSQL bigint; a context nested 250..1023 deep parses but cannot
