@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_max_size: int = 100
     batch_max_bytes: int = 10 * 1024
     max_buffered_questions: int = 20_000
+    produce_retry_s: float = 300.0  # the stream processor re-sends this long while the broker is away
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
     load_aware_routing: bool = False  # bounded-load consistent hashing of batches, fed by worker status

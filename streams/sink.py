@@ -13,6 +13,7 @@ import logging
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas.kafka_config import producer_config
 from schemas.settings import Settings
@@ -32,6 +33,7 @@ class DeliverySink:
         self._slots: asyncio.Semaphore | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.failed: BaseException | None = None
+        self.retry_s = settings.produce_retry_s
 
     async def start(self) -> None:
         """Create and connect the producer (aiokafka needs the running loop)."""
@@ -52,13 +54,31 @@ class DeliverySink:
         except BaseException:
             self._slots.release()
             raise
-        task = asyncio.ensure_future(self._confirm(delivery, on_delivered))
+        resend = lambda: self._producer.send(topic, value=value, key=key, partition=partition)  # noqa: E731
+        task = asyncio.ensure_future(self._confirm(delivery, on_delivered, resend))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _confirm(self, delivery: "asyncio.Future[object]", on_delivered: OnDelivered) -> None:
+    async def _confirm(
+        self, delivery: "asyncio.Future[object]", on_delivered: OnDelivered, resend: Callable[[], Awaitable]
+    ) -> None:
+        """Await the broker's acknowledgement; while the broker is away (a restart, a leader
+        election) re-send with backoff for up to `retry_s`, so a broker restart does not
+        take the stream processor down. Only then give up: the source stays unacknowledged."""
+        delay, waited = 0.2, 0.0
         try:
-            await delivery
+            while True:
+                try:
+                    await delivery
+                    break
+                except KafkaError as exc:
+                    if waited >= self.retry_s:
+                        raise
+                    log.warning("produce failed, re-sending in %.1fs: %r", delay, exc)
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, 5.0)
+                    delivery = await resend()
             await on_delivered()
         except Exception as exc:  # the source stays unacknowledged and will be redelivered
             log.error("produce failed; source records stay unacknowledged: %r", exc)
