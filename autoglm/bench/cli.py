@@ -20,6 +20,10 @@ from autoglm.logs import setup_logging
 from schemas.settings import get_settings
 
 
+PIPELINE_SWITCHES = ("adaptive_batching", "load_aware_routing", "latency_target_p99_ms", "max_batch_cost",
+                     "worker_transactions")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autoglm bench", description=__doc__)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (the table goes to stderr)")
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "slo_ms": cfg.slo_ms, "workers": cfg.workers, "cpus": os.cpu_count(),
         "batch_window_ms": settings.batch_window_ms, "batch_max_size": settings.batch_max_size,
         "worker_max_batches": settings.worker_max_batches, "partitions": settings.partitions,
+        **{k: v for k, v in settings.model_dump().items() if k in PIPELINE_SWITCHES},
         "workload": {"source": "MetaQA qa_val, 1/2/3-hop in equal parts", "users": cfg.users,
                      "services": cfg.services, "raw_text": cfg.raw_text},
     }

@@ -182,7 +182,8 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     say(f"{system.name}: burst estimate {estimate['throughput_qps']} q/s; searching from {start:.0f} q/s")
     best, steps = await find_max(_logged(system.name, system, driver, plan), start, cfg.search, clock.left)
     result: dict = {"capacity_estimate": estimate, "max_throughput_qps": best, "steps": steps,
-                    "at_max": _best_step(steps)}
+                    "at_max": _best_step(steps),
+                    "peak_throughput_qps": max([s["throughput_qps"] for s in steps] + [estimate["throughput_qps"] or 0.0])}
     say(f"{system.name}: max sustainable {best} q/s")
     reference = {}
     for other, rate in common.items():
@@ -192,7 +193,8 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     if system.name == "pipeline":
         if best and clock.left():
             result["at_70pct"] = await _logged(system.name, system, driver, plan, "70% of max")(0.7 * best)
-        result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps)
+        overload = max(2 * (best or 0.0), estimate["throughput_qps"] or 0.0, 2 * start)
+        result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps, overload)
     return result
 
 
@@ -244,15 +246,21 @@ def _best_step(steps: list[dict]) -> dict | None:
 
 async def _window_sweep(
     system: System, driver: Driver, cfg: BenchConfig, clock: Clock, best: float | None, steps: list[dict],
+    overload_qps: float,
 ) -> list[dict]:
-    """The search again for other batch windows, starting at the default window's maximum
-    (or, when no rate was sustained, at the lowest rate tried)."""
+    """Throughput against the batch window. For every window: the maximum at the SLO (a
+    short search from the default window's maximum, or from the lowest rate tried when
+    none was sustained) and the throughput at one overload rate, the same for every
+    window (the pipeline's burst capacity), where bigger windows can fill bigger batches."""
     default = system.settings.batch_window_ms
     start = best or min(s["offered_qps"] for s in steps)
-    sweep = [{"window_ms": default, "max_throughput_qps": best,
-              "peak_throughput_qps": max(s["throughput_qps"] for s in steps), "steps": steps}]
     plan = StepPlan(duration_s=cfg.step_s, slo_ms=cfg.slo_ms)
     search = SearchPlan(max_steps=cfg.window_steps, refine=1, up=1.3, down=1.5)
+    # Overloaded on purpose: stop only when answers fall 6 s behind, so throughput is measured.
+    heavy = StepPlan(duration_s=min(cfg.step_s, 6.0), slo_ms=cfg.slo_ms, abort_after_s=6.0, min_samples=0)
+    overload = _logged("pipeline", system, driver, heavy, "overload")
+    sweep = [{"window_ms": default, "max_throughput_qps": best, "steps": steps,
+              "at_overload": await overload(overload_qps) if clock.left() else None}]
     for window in cfg.windows:
         if window == default or not clock.left():
             continue
@@ -264,9 +272,12 @@ async def _window_sweep(
             sweep.append({"window_ms": window, "error": str(exc)})
             continue
         await driver.step(0.3 * start, StepPlan(duration_s=min(3.0, cfg.step_s), slo_ms=cfg.slo_ms, min_samples=0), "warmup")
-        top, wsteps = await find_max(_logged(f"pipeline@{window}ms", system, driver, plan), start, search, clock.left)
-        sweep.append({"window_ms": window, "max_throughput_qps": top,
-                      "peak_throughput_qps": max((s["throughput_qps"] for s in wsteps), default=None), "steps": wsteps})
+        name = f"pipeline@{window}ms"
+        top, wsteps = await find_max(_logged(name, system, driver, plan), start, search, clock.left)
+        at_overload = await _logged(name, system, driver, heavy, "overload")(overload_qps) if clock.left() else None
+        sweep.append({"window_ms": window, "max_throughput_qps": top, "steps": wsteps, "at_overload": at_overload})
+    for entry in sweep:
+        entry["overload_throughput_qps"] = (entry.get("at_overload") or {}).get("throughput_qps")
     return sorted(sweep, key=lambda w: w["window_ms"])
 
 

@@ -31,6 +31,7 @@ LABELS = {
     "pipeline": "(c) this system",
 }
 SERVE = [sys.executable, "-m", "autoglm.bench.serve"]
+PINNED_SWITCHES = ("adaptive_batching", "load_aware_routing")
 CLI = [sys.executable, "-m", "autoglm.cli", "--log-level", "WARNING", "run"]
 
 
@@ -63,6 +64,9 @@ def child_env(settings: Settings, echo: bool) -> dict[str, str]:
             "AUTOGLM_PARTITIONS": str(settings.partitions),
         }
     )
+    for name in PINNED_SWITCHES:  # the harness's settings decide, not a stray variable
+        if name in Settings.model_fields:
+            env[f"AUTOGLM_{name.upper()}"] = "true" if getattr(settings, name) else "false"
     if echo:
         env["AUTOGLM_BENCH_REASONER"] = "echo"
     else:
@@ -107,7 +111,10 @@ class System:
     def restart_streams(self, batch_window_ms: int) -> None:
         """Pipeline only: a new stream processor with another batch window (the workers,
         with their loaded models, keep running; the group resumes from committed offsets)."""
-        self.settings = self.settings.model_copy(update={"batch_window_ms": batch_window_ms})
+        update: dict = {"batch_window_ms": batch_window_ms}
+        if "adaptive_batching" in Settings.model_fields:
+            update["adaptive_batching"] = False  # a fixed window, or the sweep measures the controller
+        self.settings = self.settings.model_copy(update=update)
         proc = self.procs.pop("streams")
         _terminate([proc], timeout_s=30)
         self._spawn("streams", CLI + ["--streams-only"])
