@@ -126,7 +126,11 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
             result = {"label": system.label, **startup[system.name]}
             out["systems"][system.name] = result
             if "error" not in result:
-                result.update(await _measure(system, drivers[system.name], cfg, clock, common))
+                try:
+                    result.update(await _measure(system, drivers[system.name], cfg, clock, common))
+                except Exception as exc:  # noqa: BLE001 - one system's failure must not lose the others
+                    log.exception("measuring %s failed", system.name)
+                    result["error"] = f"measuring failed: {exc!r}"[:500]
                 if result.get("at_max") and system.name in COMMON_LOAD_SOURCES:
                     common[system.name] = result["at_max"]["offered_qps"]
             system.stop()
@@ -193,7 +197,7 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     if system.name == "pipeline":
         if best and clock.left():
             result["at_70pct"] = await _logged(system.name, system, driver, plan, "70% of max")(0.7 * best)
-        overload = max(2 * (best or 0.0), estimate["throughput_qps"] or 0.0, 2 * start)
+        overload = max(2 * (best or 0.0), estimate["throughput_qps"] or 0.0) or 2 * start
         result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps, overload)
     return result
 
