@@ -119,29 +119,45 @@ async def run_overload(base: Settings, plan: Plan) -> ScenarioResult:
 
 
 async def run_all(names: list[str], plan: Plan, shared: bool) -> list[ScenarioResult]:
+    """Run the named scenarios; each result is also appended to <log_dir>/results.jsonl as
+    soon as it is known, so an interrupted run keeps what it measured."""
     base = get_settings()
     chosen = [SCENARIOS[n] for n in names if n != OVERLOAD]
     results: list[ScenarioResult] = []
+
+    def keep(result: ScenarioResult) -> None:
+        results.append(result)
+        plan.log_dir.mkdir(parents=True, exist_ok=True)
+        with (plan.log_dir / "results.jsonl").open("ab") as fh:
+            fh.write(orjson.dumps({"scenario": result.name, **result.to_json()}) + b"\n")
+
     try:
         if shared and chosen:
-            results += await run_shared(base, plan, chosen)
+            for result in await run_shared(base, plan, chosen):
+                keep(result)
         else:
             for i, scenario in enumerate(chosen):
-                results.append(await run_isolated(base, plan, scenario, seed=100 + i))
+                keep(await run_isolated(base, plan, scenario, seed=100 + i))
         if OVERLOAD in names:
-            results.append(await run_overload(base, plan))
+            keep(await run_overload(base, plan))
     finally:
         if any(n in names for n in ("kafka_restart", "postgres_stop")):
             ensure_services_up(base)
     return results
 
 
-def ensure_services_up(settings: Settings) -> None:
-    """Kafka and PostgreSQL back as they were (other people's tests use them too)."""
+def ensure_services_up(settings: Settings, strict: bool = False) -> None:
+    """Kafka and PostgreSQL up (after a run: back as they were, other people's tests use them
+    too). Unless `strict`, a failure is reported, not raised, so results are still printed."""
     from autoglm.services import up
 
-    with contextlib.redirect_stdout(sys.stderr):
-        up(settings)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            up(settings)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        if strict:
+            raise
+        say(f"could not bring Kafka and PostgreSQL back up: {exc}; run `autoglm up`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.log_dir or settings.state_dir / "chaos" / time.strftime("%Y%m%d-%H%M%S"),
     )
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a broker restart is expected noise here
-    ensure_services_up(settings)
+    ensure_services_up(settings, strict=True)
     t0 = time.time()
     results = asyncio.run(run_all(names, plan, args.shared))
     context = {"machine": machine(), "n": args.n, "seconds": round(time.time() - t0, 1), "log_dir": str(plan.log_dir)}

@@ -53,6 +53,7 @@ class ScenarioResult:
             "faults": [
                 {
                     "label": f.label,
+                    "at_ms": int(f.start * 1000),
                     "duration_s": round(f.end - f.start, 1),
                     "recovery_s": f.recovery_s,
                     **f.evidence,

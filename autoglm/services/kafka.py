@@ -171,8 +171,11 @@ def wait_for_kafka(settings: Settings, timeout_s: float = 120) -> None:
 
 
 def _check_partitions(specs: list[TopicSpec], described: list[dict]) -> None:
-    """Existing topics are kept as they are, but a partition mismatch deserves a warning."""
-    by_name = {t["topic"]: len(t["partitions"]) for t in described}
+    """Existing topics are kept as they are, but a partition mismatch deserves a warning.
+
+    Only topics the broker fully describes count: one created a moment ago may still answer
+    with an error and no partitions while its metadata propagates."""
+    by_name = {t["topic"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
     for spec in specs:
         have = by_name.get(spec.name)
         if have is not None and have != spec.partitions:
@@ -180,6 +183,25 @@ def _check_partitions(specs: list[TopicSpec], described: list[dict]) -> None:
                 "topic %s has %d partitions, settings ask for %d; delete it or change settings",
                 spec.name, have, spec.partitions,
             )
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, wanted: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Return once every new topic has all its partitions led: a client that reads metadata
+    earlier sees a topic with no partitions and (assigning by hand) would read nothing."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(wanted))
+        ready = {
+            t["topic"] for t in described
+            if t.get("error_code", 0) == 0 and len(t["partitions"]) == wanted.get(t["topic"])
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+        }
+        if ready >= set(wanted):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {sorted(set(wanted) - ready)} have no partition leaders after {timeout_s:.0f}s; "
+                               "see the broker log (autoglm up prints where)")
+        await asyncio.sleep(0.2)
 
 
 async def ensure_topics_async(settings: Settings) -> list[str]:
@@ -205,7 +227,11 @@ async def ensure_topics_async(settings: Settings) -> list[str]:
                         f"creating topic {err['topic']} failed: error {err['error_code']} "
                         f"{err['error_message']}"
                     )
-        _check_partitions(specs, await admin.describe_topics([s.name for s in specs]))
+        kept = [s for s in specs if s.name in existing]
+        if kept:
+            _check_partitions(kept, await admin.describe_topics([s.name for s in kept]))
+        if created:
+            await _wait_for_leaders(admin, {s.name: s.partitions for s in specs if s.name in created})
     finally:
         await admin.close()
     return created
