@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     reasoner: str = "gnn"  # or "baseline": template kNN paths, kept as the comparison
     gnn_checkpoint: Path | None = None  # default: the committed workers/checkpoints/gnn.pt
     encode_cache_size: int = 50_000  # entity-masked question -> vector, bounded LRU
+    subgraph_cache_size: int = 0  # (topic entity, hop relations) -> subgraph LRU entries; 0: off (measured: pays only above ~70% repeats)
     device: str = "auto"
     torch_threads: int = 0
     db_retry_max_s: float = 30.0

@@ -157,6 +157,9 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=0.5,
+        # A stream processor that dies holds its partitions until the session times out:
+        # Faust's 60 s default meant a minute without batching after a crash (fault suite).
+        broker_session_timeout=10.0,
         stream_wait_empty=True,
     )
     state = StreamState(settings)

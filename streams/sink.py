@@ -34,6 +34,8 @@ class DeliverySink:
         self._pending: set[asyncio.Task[None]] = set()
         self.failed: BaseException | None = None
         self.retry_s = settings.produce_retry_s
+        self._generation = 0  # bumped each time the producer is replaced
+        self._replacing = asyncio.Lock()
 
     async def start(self) -> None:
         """Create and connect the producer (aiokafka needs the running loop)."""
@@ -49,15 +51,32 @@ class DeliverySink:
             raise RuntimeError("an earlier produce failed; restart the stream processor") from self.failed
         assert self._producer is not None and self._slots is not None, "call start() first"
         await self._slots.acquire()
+        resend = lambda: self._send(topic, value, key, partition)  # noqa: E731
         try:
-            delivery = await self._producer.send(topic, value=value, key=key, partition=partition)
+            delivery = await resend()
         except BaseException:
             self._slots.release()
             raise
-        resend = lambda: self._producer.send(topic, value=value, key=key, partition=partition)  # noqa: E731
         task = asyncio.ensure_future(self._confirm(delivery, on_delivered, resend))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _send(self, topic: str, value: bytes, key: bytes | None, partition: int | None) -> "asyncio.Future[object]":
+        """Enqueue on the current producer, retrying for up to `retry_s`; a producer that died
+        refuses at once, so it is replaced before the next try."""
+        delay, waited = 0.2, 0.0
+        while True:
+            generation = self._generation
+            try:
+                return await self._producer.send(topic, value=value, key=key, partition=partition)
+            except KafkaError as exc:
+                if waited >= self.retry_s:
+                    raise
+                log.warning("send refused, retrying in %.1fs: %r", delay, exc)
+                await self._replace_if_dead(generation)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
 
     async def _confirm(
         self, delivery: "asyncio.Future[object]", on_delivered: OnDelivered, resend: Callable[[], Awaitable]
@@ -75,6 +94,7 @@ class DeliverySink:
                     if waited >= self.retry_s:
                         raise
                     log.warning("produce failed, re-sending in %.1fs: %r", delay, exc)
+                    await self._replace_if_dead(self._generation)
                     await asyncio.sleep(delay)
                     waited += delay
                     delay = min(delay * 2, 5.0)
@@ -87,6 +107,36 @@ class DeliverySink:
             assert self._slots is not None
             self._slots.release()
 
+    async def _replace_if_dead(self, generation: int) -> None:
+        """A new producer when the current one can no longer send.
+
+        aiokafka's sender task ends for good on some errors (OutOfOrderSequenceNumber after
+        a broker restart lost its producer state, or an unexpected error): every later send
+        through that producer fails, so re-sending would only fail until `retry_s`. Many
+        confirmations see the same failure at once; the first replaces the producer, the
+        rest find the generation moved on. The new producer has a new producer id, so its
+        sequence numbers start afresh; the batches re-sent through it may reach the topic a
+        second time only if the dead producer had written them, and a batch's questions
+        are deduplicated by the workers (the first batch to answer a question owns it)."""
+        async with self._replacing:
+            producer = self._producer
+            if generation != self._generation or producer is None or not _sender_dead(producer):
+                return
+            log.warning("the producer stopped sending (broker restart?); replacing it")
+            fresh = AIOKafkaProducer(**self._config)
+            try:
+                await fresh.start()
+            except KafkaError as exc:  # broker still away: the callers back off and ask again
+                log.warning("new producer could not connect yet: %r", exc)
+                await fresh.stop()
+                return
+            self._producer = fresh
+            self._generation += 1
+            try:
+                await asyncio.wait_for(producer.stop(), 5.0)
+            except (asyncio.TimeoutError, KafkaError) as exc:
+                log.warning("closing the old producer: %r", exc)
+
     async def drain(self) -> None:
         """Wait until every enqueued record is confirmed (or failed)."""
         if self._producer is not None:
@@ -98,3 +148,9 @@ class DeliverySink:
         await self.drain()
         if self._producer is not None:
             await self._producer.stop()
+
+
+def _sender_dead(producer: AIOKafkaProducer) -> bool:
+    """Whether aiokafka's background sender has ended (it never restarts by itself)."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and task.done()

@@ -35,7 +35,7 @@ async def test_search_brackets_then_bisects() -> None:
 @pytest.mark.timeout(240)
 def test_bench_quick_smoke(services: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--json", "--quick", "--reasoner", "echo", "--duration-s", "1.5", "--max-steps", "2",
-            "--windows", "", "--budget-s", "60", "--out", str(tmp_path)]
+            "--windows", "", "--budget-s", "60", "--experiments", "", "--out", str(tmp_path)]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     for key in KEYS:

@@ -7,9 +7,13 @@ so Kafka gives each a share of the `batches` partitions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import time
+
+from aiokafka.errors import KafkaError
 
 from schemas.settings import Settings
 from workers.reasoner import load_reasoner
@@ -31,7 +35,29 @@ async def _serve(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    await BatchWorker(settings, reasoner).run(stop)
+    await _serve_until_stopped(BatchWorker(settings, reasoner), stop)
+
+
+async def _serve_until_stopped(worker: BatchWorker, stop: asyncio.Event, max_backoff_s: float = 30.0) -> None:
+    """Run the worker; when the broker is lost (e.g. restarted), reconnect with backoff.
+
+    The model stays loaded, so a broker restart costs a reconnect and a group join, not a
+    process restart with a model load. Uncommitted batches are redelivered to whoever owns
+    their partitions next; the database rules keep one row per question.
+    """
+    backoff = 1.0
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            await worker.run(stop)
+        except KafkaError as exc:
+            if time.monotonic() - began > 60:
+                backoff = 1.0  # it ran well for a while: this is a new outage
+            log.warning("lost the Kafka broker (%r); reconnecting in %.0f s; uncommitted batches will be "
+                        "redelivered", exc, backoff)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(2 * backoff, max_backoff_s)
 
 
 def _hard_exit() -> None:

@@ -3,11 +3,17 @@
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
    batches polled together share that call, which amortises the fixed cost per call;
+   while it reasons, the previous poll's steps 2-4 run (a two-stage pipeline: CPU for
+   one poll overlaps I/O for the one before; steps 2-4 stay one poll at a time, in order);
 2. rows are inserted into PostgreSQL keyed by question_id (retrying while the database is
    down); the first batch to answer a question owns its row;
 3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
 4. only then is the batch's offset committed; with `AUTOGLM_WORKER_TRANSACTIONS` (default)
-   steps 3 and 4 are one Kafka transaction, so read_committed consumers see each answer once.
+   steps 3 and 4 are one Kafka transaction per source partition, on that partition's own
+   transactional producer (`workers.delivery`), so read_committed consumers see each answer
+   once and a worker that lost a partition without knowing it is fenced.
+   In a rebalance, partitions are handed over only after every poll taken is committed
+   (`workers.handover`), so the next owner does not redo what this worker finished.
 A crash anywhere before 4 redelivers the batch; step 2 finds its own rows and step 3
 re-produces them, so the table never holds a duplicate and no answer is lost.
 """
@@ -22,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
 from aiohttp import web
@@ -35,9 +40,11 @@ from schemas.safety import rules_from_settings
 from schemas.kafka_config import consumer_config, producer_config
 from schemas.rows import INSERT_ANSWER, SELECT_OWNERS, answer_row
 from schemas.settings import Settings
-from schemas.topics import ANSWERS, BATCHES, QUESTIONS_DLQ, topic_name
+from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter
 from workers.answers import build_answers, error_results, now_ms
+from workers.delivery import Delivery
+from workers.handover import Handover
 from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import split_by_cost
 from workers.status import LoadMeter, publish_status
@@ -53,7 +60,7 @@ class BatchWorker:
         self.reasoner = reasoner
         self.model = ModelInfo(name=reasoner.name, version=reasoner.version)
         self.client_id = f"autoglm-worker-{os.getpid()}"
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner")
+        self.executor: ThreadPoolExecutor | None = None  # one per run(): a reasoner call at a time
         self.answered = 0
         self.batches = 0
         self.withheld = 0
@@ -65,39 +72,53 @@ class BatchWorker:
         self.rules = rules_from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set, then finish the batches in hand and leave the group."""
-        consumer = AIOKafkaConsumer(
-            topic_name(self.settings, BATCHES),
-            **consumer_config(self.settings, self.settings.worker_group_id, self.client_id),
-        )
-        producer = AIOKafkaProducer(**self._producer_config())
+        """Consume until `stop` is set, then finish the batches in hand and leave the group.
+
+        Raises KafkaError when the broker is lost beyond the clients' retries; nothing is
+        committed then, and `workers.main` calls run() again with new clients."""
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner")
+        consumer = AIOKafkaConsumer(**consumer_config(self.settings, self.settings.worker_group_id, self.client_id))
+        delivery = Delivery(self.settings, self.client_id, consumer)
+        handover = Handover(consumer, delivery)
+        consumer.subscribe([topic_name(self.settings, BATCHES)], listener=handover)
         pool = await create_pool(self.settings.dsn)
-        await producer.start()
+        await delivery.start()
         await consumer.start()
         health = await self._serve_health()
-        status = asyncio.create_task(publish_status(self.settings, self.node_id, consumer, self.meter))
+        status = asyncio.create_task(
+            publish_status(self.settings, self.node_id, consumer, self.meter, getattr(self.reasoner, "cache_stats", dict))
+        )
         self.ready = True
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
+        delivering: asyncio.Task | None = None  # the previous poll's database + Kafka step
         try:
             while not stop.is_set():
                 self.heartbeat.beat()
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
                 records = [r for recs in polled.values() for r in recs]
                 if not records:
+                    delivering = await _finished(delivering)
                     continue
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
                 began = time.monotonic()
-                await self._process(records, producer, pool, offsets, consumer)
+                handover.taken()
+                answers = await self._prepare(records)  # reasons while the last poll delivers
+                delivering = await _finished(delivering)  # one poll's transactions at a time, in poll order
+                delivering = asyncio.create_task(self._deliver_polled(answers, delivery, pool, offsets))
+                delivering.add_done_callback(lambda _: handover.delivered())
                 self.meter.record(time.monotonic() - began)
+            await _finished(delivering)
         finally:
+            if delivering is not None and not delivering.done():
+                delivering.cancel()  # only on an error: the batches are redelivered
             self.ready = False
             status.cancel()
             await consumer.stop()  # leaves the group now, so partitions move at once
-            await producer.stop()
+            await delivery.close()
             await pool.close()
             if health is not None:
                 await health.cleanup()
-            self.executor.shutdown(wait=False)
+            await asyncio.to_thread(self.executor.shutdown, True)  # a call still running ends first
 
     async def _serve_health(self) -> web.AppRunner | None:
         if not self.settings.health_port:
@@ -105,64 +126,40 @@ class BatchWorker:
         counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld}  # noqa: E731
         return await serve_health(self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters)
 
-    def _producer_config(self) -> dict:
-        """With transactions, a stable transactional id per worker slot fences a restarted
-        worker's predecessor (its open transaction is aborted at once)."""
-        config = producer_config(self.settings, self.client_id)
-        if self.settings.worker_transactions:
-            config["transactional_id"] = f"{self.settings.worker_group_id}-{self.settings.worker_instance}"
-            config["transaction_timeout_ms"] = self.settings.transaction_timeout_ms
-        return config
-
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as exc:  # partition moved in a rebalance: its new owner redoes it
-            log.warning("commit failed after rebalance, batch will be redelivered: %r", exc)
-
-    async def _deliver(
-        self, producer: AIOKafkaProducer, answers: list[Answer], offsets: dict[TopicPartition, int],
-        consumer: AIOKafkaConsumer,
-    ) -> None:
-        """Produce answers and commit offsets: one Kafka transaction when enabled, so a
-        read_committed consumer sees each answer once; otherwise produce, await, commit."""
-        if not self.settings.worker_transactions:
-            await self._produce(producer, answers)
-            await self._commit(consumer, offsets)
-            return
-        try:
-            async with producer.transaction():
-                await self._produce(producer, answers)
-                await producer.send_offsets_to_transaction(offsets, self.settings.worker_group_id)
-        except CommitFailedError as exc:
-            log.warning("transaction not committed after rebalance, batches will be redelivered: %r", exc)
-
-    async def _process(
-        self, records: list[ConsumerRecord], producer: AIOKafkaProducer, pool: asyncpg.Pool,
-        offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer,
-    ) -> None:
-        """Answer the polled batches: one reasoner call over all their questions, one
-        database transaction, one round of produces."""
-        batches = [b for b in [await self._decode(r, producer) for r in records] if b is not None]
+    async def _prepare(self, records: list[ConsumerRecord]) -> list[tuple[TopicPartition, Answer]]:
+        """Answers for the polled batches (one reasoner call over all their questions), each
+        with the partition its batch came from: that partition's transaction delivers it."""
+        decoded = [(TopicPartition(r.topic, r.partition), await self._decode(r)) for r in records]
+        batches = [(tp, b) for tp, b in decoded if b is not None]
         if not batches:
-            await self._deliver(producer, [], offsets, consumer)
-            return
+            return []
         started = now_ms()
-        results = await self._reason(batches)
+        results = await self._reason([b for _, b in batches])
         finished = now_ms()
-        answers: list[Answer] = []
-        for batch in batches:
+        answers: list[tuple[TopicPartition, Answer]] = []
+        for tp, batch in batches:
             mine, results = results[: len(batch.questions)], results[len(batch.questions) :]
-            answers += build_answers(batch, mine, self.model, started, finished)
-        await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for a in answers])
-        owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for a in answers])
-        owned = [a for a in answers if owners.get(a.question_id) == a.batch_id]
-        await self._deliver(producer, owned, offsets, consumer)
+            answers += [(tp, a) for a in build_answers(batch, mine, self.model, started, finished)]
         self.batches += len(batches)
-        self.answered += len(owned)
-        log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for b in batches], "answers": len(owned)})
+        log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for _, b in batches], "answers": len(answers)})
+        return answers
 
-    async def _decode(self, record: ConsumerRecord, producer: AIOKafkaProducer) -> Batch | None:
+    async def _deliver_polled(
+        self, answers: list[tuple[TopicPartition, Answer]], delivery: Delivery, pool: asyncpg.Pool,
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        """Rows first (the first batch to answer a question owns it), then the answers this
+        poll owns and its offsets, one transaction per source partition."""
+        grouped: dict[TopicPartition, list[Answer]] = {}
+        if answers:
+            await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for _, a in answers])
+            owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for _, a in answers])
+            for tp, a in answers:
+                if owners.get(a.question_id) == a.batch_id:
+                    grouped.setdefault(tp, []).append(a)
+        self.answered += await delivery.deliver(grouped, offsets)
+
+    async def _decode(self, record: ConsumerRecord) -> Batch | None:
         """The batch in `record`, or None after dead-lettering an undecodable one."""
         try:
             return Batch.from_bytes(record.value)
@@ -201,6 +198,7 @@ class BatchWorker:
             return []
         loop = asyncio.get_running_loop()
         try:
+            assert self.executor is not None, "run() creates the executor"
             results = await loop.run_in_executor(self.executor, self._answer_within_budget, questions)
             if len(results) != len(questions):
                 raise RuntimeError(f"reasoner returned {len(results)} results for {len(questions)} questions")
@@ -235,7 +233,9 @@ class BatchWorker:
         log.warning("answer withheld", extra={"question_id": str(question.question_id), "rule": hit.rule})
         return Reasoned(status="rejected", topic_entity=result.topic_entity, reason=hit.reason)
 
-    async def _produce(self, producer: AIOKafkaProducer, answers: list[Answer]) -> None:
-        topic = topic_name(self.settings, ANSWERS)
-        deliveries = [await producer.send(topic, a.to_bytes(), key=a.user_id.encode()) for a in answers]
-        await asyncio.gather(*deliveries)
+
+async def _finished(task: asyncio.Task | None) -> None:
+    """Wait for a delivery step (re-raising its error); None when there was none."""
+    if task is not None:
+        await task
+    return None

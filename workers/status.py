@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.kafka_config import producer_config
 from schemas.settings import Settings
 from schemas.topics import WORKERS_STATUS, topic_name
-from schemas.worker_status import WorkerStatus
+from schemas.worker_status import CacheStats, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,13 @@ class LoadMeter:
         return ratio, mean_ms
 
 
-async def publish_status(settings: Settings, node_id: str, consumer: AIOKafkaConsumer, meter: LoadMeter) -> None:
-    """Run until cancelled."""
+async def publish_status(
+    settings: Settings, node_id: str, consumer: AIOKafkaConsumer, meter: LoadMeter,
+    caches: Callable[[], dict[str, dict]] = dict,
+) -> None:
+    """Run until cancelled. `caches` gives the reasoner's cache counters (name -> hits,
+    misses, size, capacity), published with the load so a dashboard or the benchmark can
+    read hit rates without asking the worker."""
     producer = AIOKafkaProducer(**producer_config(settings, f"{node_id}-status"))
     await producer.start()
     topic = topic_name(settings, WORKERS_STATUS)
@@ -59,6 +65,7 @@ async def publish_status(settings: Settings, node_id: str, consumer: AIOKafkaCon
             status = WorkerStatus(
                 node_id=node_id, partitions=[tp.partition for tp in assigned], load_ratio=ratio,
                 avg_service_ms=mean_ms, queue_len=queue, ts=int(time.time() * 1000),
+                caches={name: CacheStats(**stats) for name, stats in caches().items()},
             )
             await producer.send(topic, status.to_bytes(), key=node_id.encode())
     except asyncio.CancelledError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from autoglm.bench.experiments import EXPERIMENTS
 from autoglm.bench.report import markdown, summarise, write
 from autoglm.bench.runner import BenchConfig, run_bench
 from autoglm.bench.search import SearchPlan
@@ -31,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration-s", type=float, help="seconds per load step (quick: 4, full: 10)")
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--windows", help="batch windows (ms) for the pipeline's sweep, comma-separated; '' for none")
+    p.add_argument("--experiments", default=",".join(EXPERIMENTS),
+                   help=f"comma-separated subset of {','.join(EXPERIMENTS)} run after the systems; '' for none "
+                        "(quick: about 1-2 min of load each, full: 3-6 min, plus model loading)")
+    p.add_argument("--experiment-rate", type=float,
+                   help="q/s that stands for (c)'s maximum in the experiments when (c) is not measured in this run")
     p.add_argument("--max-steps", type=int, help="load steps per system search")
     p.add_argument("--budget-s", type=float, help="stop searching after this many seconds (quick: 600, full: 1800)")
     p.add_argument("--slo-ms", type=float, default=200.0, help="p99 latency that counts as sustained")
@@ -51,7 +57,11 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     unknown = set(systems) - set(SYSTEMS)
     if unknown or not systems:
         raise ValueError(f"unknown systems {sorted(unknown)}: choose from {', '.join(SYSTEMS)}")
-    kw: dict = dict(systems=systems, slo_ms=args.slo_ms, users=args.users, services=args.services,
+    experiments = tuple(e.strip() for e in args.experiments.split(",") if e.strip())
+    if set(experiments) - set(EXPERIMENTS):
+        raise ValueError(f"unknown experiments {sorted(set(experiments) - set(EXPERIMENTS))}: "
+                         f"choose from {', '.join(EXPERIMENTS)}")
+    kw: dict = dict(systems=systems, experiments=experiments, experiment_rate=args.experiment_rate, slo_ms=args.slo_ms, users=args.users, services=args.services,
                     raw_text=args.raw_text, workers=args.workers, echo=args.reasoner == "echo", out_dir=Path(args.out))
     if args.duration_s:
         kw["step_s"] = args.duration_s
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = asyncio.run(run_bench(cfg, settings))
     config = {
         "mode": cfg.mode, "reasoner": "echo" if cfg.echo else settings.reasoner, "step_s": cfg.step_s,
-        "slo_ms": cfg.slo_ms, "workers": cfg.workers, "cpus": os.cpu_count(),
+        "slo_ms": cfg.slo_ms, "workers": cfg.workers, "cpus": os.cpu_count(), "experiments": list(cfg.experiments),
         "batch_window_ms": settings.batch_window_ms, "batch_max_size": settings.batch_max_size,
         "worker_max_batches": settings.worker_max_batches, "partitions": settings.partitions,
         **{k: v for k, v in settings.model_dump().items() if k in PIPELINE_SWITCHES},

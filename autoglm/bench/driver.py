@@ -153,6 +153,18 @@ class Driver:
         return {"sent": n, "answered": len(got), "throughput_qps": round(len(got) / elapsed, 1),
                 "elapsed_s": round(elapsed, 2)}
 
+    async def offer(self, phases: list[tuple[float, float]]) -> list[str]:
+        """Offer Poisson load through consecutive (rate, seconds) phases with no pause
+        between them and no summary (experiments build their own timelines from
+        `collector`); returns the question ids sent, in order."""
+        assert self._producer is not None
+        self._step += 1
+        ids: list[str] = []
+        for rate, seconds in phases:
+            await send_poisson(self._producer, self.topic, self.workload, rate, seconds,
+                               self._on_sent(self._step, ids), self.rng, SendStats())
+        return ids
+
     async def step(self, rate: float, plan: StepPlan, label: str = "sweep") -> dict:
         """Offer `rate` questions/s for `plan.duration_s` (or until overloaded); summarise."""
         assert self._producer is not None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 
+from autoglm.bench.experiments import report as experiments_report
 from autoglm.bench.systems import LABELS
 
 TARGETS = {"ratio_vs_per_message": 5.0, "ratio_vs_faust_take": 1.5, "fraction_of_ceiling": 0.5}
@@ -34,6 +35,7 @@ def summarise(raw: dict, config: dict) -> dict:
         "peak_throughput_by_system": {name: s.get("peak_throughput_qps") for name, s in systems.items()},
         "common_load": common_load(systems),
         "pipeline_limit": explain_limit(pipe, config.get("cpus") or 1),
+        "experiments_headline": experiments_report.headline(raw.get("experiments") or {}),
         "config": config,
         **raw,
     }
@@ -185,6 +187,7 @@ def markdown(result: dict) -> str:
     if result.get("pipeline_limit"):
         lines += ["", f"What limits (c): {result['pipeline_limit']}."]
     lines += _window_table(systems.get("pipeline", {}))
+    lines += experiments_report.markdown(result.get("experiments") or {})
     lines += ["", "Notes: (c) also deduplicates, runs the safety gate, writes every answer to PostgreSQL and "
               "produces answers in Kafka transactions; (a) and (b) only consume, answer and produce. Quotas are off "
               "in all systems. Latency runs from the intended produce time to the harness consuming the answer."]
@@ -278,7 +281,7 @@ def plots(result: dict, out_dir: Path) -> list[str]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(str(path))
-    return written
+    return written + experiments_report.plots(result.get("experiments") or {}, out_dir, plt)
 
 
 def write(result: dict, out_dir: Path) -> dict:

@@ -9,6 +9,9 @@ once measured, so no system is measured while another one is busy:
 3. measure at the common loads (the maxima of the systems measured before), so every
    system has a p99 at the same offered load;
 4. pipeline only: 70 % of its maximum, and the search again for a few batch windows.
+
+Then the selected experiments (autoglm.bench.experiments: adaptive batching, skew and
+routing, cost-aware splitting), each on its own copy of (c), sized by (c)'s maximum.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class BenchConfig:
     echo: bool = False
     ready_timeout_s: float = 600.0  # models load slowly on a busy machine
     out_dir: Path = Path("bench-results")
+    experiments: tuple[str, ...] = ()  # autoglm.bench.experiments, after the systems
+    experiment_rate: float | None = None  # sizes the experiments when (c) was not measured
 
     @classmethod
     def quick(cls, **kw: object) -> BenchConfig:
@@ -135,6 +140,8 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
                     common[system.name] = result["at_max"]["offered_qps"]
             system.stop()
             await drivers.pop(system.name).stop()
+        if cfg.experiments:
+            out["experiments"] = await _experiments(cfg, base, run_id, out["systems"].get("pipeline"))
     finally:
         for system in systems:  # processes first: they must never outlive the run
             system.stop()
@@ -144,6 +151,18 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
     out["uptime_after"] = uptime()
     out["elapsed_s"] = round(time.monotonic() - clock.t0, 1)
     return out
+
+
+async def _experiments(cfg: BenchConfig, base: Settings, run_id: str, pipeline: dict | None) -> dict:
+    from autoglm.bench.experiments import run_experiments
+    from autoglm.bench.experiments.pipeline import Context
+    from autoglm.bench.experiments.reference import from_main_run
+
+    rate, source = from_main_run(pipeline, cfg.experiment_rate)
+    ctx = Context(mode=cfg.mode, step_s=cfg.step_s, slo_ms=cfg.slo_ms, echo=cfg.echo, base=base, run_id=run_id,
+                  out_dir=cfg.out_dir, users=cfg.users, services=cfg.services, raw_text=cfg.raw_text,
+                  ready_timeout_s=cfg.ready_timeout_s, reference_qps=rate, reference_source=source)
+    return await run_experiments(ctx, cfg.experiments, pipeline or {})
 
 
 def _driver(system: System, systems: list[System], base: Settings, workload: Workload) -> Driver:

@@ -6,7 +6,8 @@ Settings come from the environment (the harness sets the isolated topic prefix a
 ids). `AUTOGLM_BENCH_REASONER=echo` swaps the reasoner for the instant echo one (smoke
 runs); otherwise it is `workers.reasoner.load_reasoner(settings)`, as in the pipeline.
 `worker` runs the pipeline's own BatchWorker, used only with the echo reasoner (the
-real pipeline is started through `autoglm run`).
+real pipeline is started through `autoglm run`), and by the experiments, whose workers
+log every reasoner call (`AUTOGLM_BENCH_CALL_LOG`, see autoglm.bench.calls).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from autoglm.bench.systems import CALL_LOG_ENV
 from autoglm.logs import setup_logging
 from schemas.settings import Settings, get_settings
 from workers.reasoner import Reasoner, load_reasoner
@@ -29,8 +31,17 @@ def load_bench_reasoner(settings: Settings) -> Reasoner:
     if os.environ.get(REASONER_ENV) == "echo":
         from autoglm.bench.echo import EchoReasoner
 
-        return EchoReasoner()
-    return load_reasoner(settings)
+        reasoner: Reasoner = EchoReasoner()
+    else:
+        reasoner = load_reasoner(settings)
+    call_log = os.environ.get(CALL_LOG_ENV)
+    if call_log:
+        from pathlib import Path
+
+        from autoglm.bench.calls import CallRecorder
+
+        return CallRecorder(reasoner, Path(call_log))
+    return reasoner
 
 
 def until_signal(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:

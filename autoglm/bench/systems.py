@@ -32,6 +32,8 @@ LABELS = {
 }
 SERVE = [sys.executable, "-m", "autoglm.bench.serve"]
 PINNED_SWITCHES = ("adaptive_batching", "load_aware_routing")
+PINNED_VALUES = ("latency_target_p99_ms", "max_batch_cost", "batch_max_size")
+CALL_LOG_ENV = "AUTOGLM_BENCH_CALL_LOG"  # autoglm.bench.calls: the worker logs every reasoner call there
 CLI = [sys.executable, "-m", "autoglm.cli", "--log-level", "WARNING", "run"]
 
 
@@ -67,6 +69,9 @@ def child_env(settings: Settings, echo: bool) -> dict[str, str]:
     for name in PINNED_SWITCHES:  # the harness's settings decide, not a stray variable
         if name in Settings.model_fields:
             env[f"AUTOGLM_{name.upper()}"] = "true" if getattr(settings, name) else "false"
+    for name in PINNED_VALUES:
+        if name in Settings.model_fields:
+            env[f"AUTOGLM_{name.upper()}"] = str(getattr(settings, name))
     if echo:
         env["AUTOGLM_BENCH_REASONER"] = "echo"
     else:
@@ -83,6 +88,8 @@ class System:
     log_dir: Path
     echo: bool = False
     workers: int = 1
+    streams_health_port: int = 0  # experiments read the controller and router from /metrics
+    call_log_dir: Path | None = None  # experiments: workers log every reasoner call (autoglm.bench.calls)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -93,16 +100,25 @@ class System:
         if self.name == "pipeline":
             self._spawn("streams", CLI + ["--streams-only"])
             for i in range(1, self.workers + 1):
-                cmd = SERVE + ["worker"] if self.echo else CLI + ["--workers-only"]
-                self._spawn(f"worker-{i}", cmd)
+                self._spawn(f"worker-{i}", self._worker_cmd())
         else:
             kind = {"ceiling": "passthrough"}.get(self.name, self.name)
             self._spawn(self.name, SERVE + [kind])
+
+    def _worker_cmd(self) -> list[str]:
+        """The pipeline's worker as `autoglm run` starts it; the bench's own entry (same
+        BatchWorker) when the reasoner is swapped or its calls are logged."""
+        return SERVE + ["worker"] if self.echo or self.call_log_dir else CLI + ["--workers-only"]
 
     def _spawn(self, role: str, cmd: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{self.name}-{role}.log", "ab")
         env = {**child_env(self.settings, self.echo), "AUTOGLM_WORKER_INSTANCE": f"{self.settings.worker_group_id}-{role}"}
+        if role == "streams" and self.streams_health_port:
+            env["AUTOGLM_HEALTH_PORT"] = str(self.streams_health_port)
+        if role.startswith("worker") and self.call_log_dir:
+            self.call_log_dir.mkdir(parents=True, exist_ok=True)
+            env[CALL_LOG_ENV] = str(self.call_log_dir / f"{self.name}-{role}.jsonl")
         self.procs[role] = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, preexec_fn=_die_with_parent
         )
@@ -114,10 +130,22 @@ class System:
         update: dict = {"batch_window_ms": batch_window_ms}
         if "adaptive_batching" in Settings.model_fields:
             update["adaptive_batching"] = False  # a fixed window, or the sweep measures the controller
+        self.restart_streams_with(update)
+
+    def restart_streams_with(self, update: dict) -> None:
+        """Pipeline only: a new stream processor with `update` applied to its settings."""
         self.settings = self.settings.model_copy(update=update)
         proc = self.procs.pop("streams")
         _terminate([proc], timeout_s=30)
         self._spawn("streams", CLI + ["--streams-only"])
+
+    def restart_workers_with(self, update: dict) -> None:
+        """Pipeline only: new worker processes with `update` applied (they load the model again)."""
+        self.settings = self.settings.model_copy(update=update)
+        roles = [r for r in self.procs if r.startswith("worker")]
+        _terminate([self.procs.pop(r) for r in roles], timeout_s=30)
+        for role in roles:
+            self._spawn(role, self._worker_cmd())
 
     def respawn_exited(self) -> list[str]:
         """Start again every process of this system that exited; returns their roles."""

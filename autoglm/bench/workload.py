@@ -24,19 +24,33 @@ class Record:
     hops: int
 
 
-class Workload:
-    """Draws questions: hop count uniformly, then a qa_val question of that hop, a user
-    out of `users` and a service out of `services`, from one seeded generator. Question
-    ids are always fresh: the pipeline answers an id it has seen before only once."""
+HOT_USER, HOT_SERVICE = "user-0", "svc-0"
 
-    def __init__(self, users: int = 100, services: int = 4, raw_text: bool = False, seed: int = 17) -> None:
+
+class Workload:
+    """Draws questions: hop count uniformly (out of `hops`), then a qa_val question of that
+    hop, a user out of `users` and a service out of `services`, from one seeded generator.
+    Question ids are always fresh: the pipeline answers an id it has seen before only once.
+
+    `hot_share` > 0 makes the load skewed: that share of the questions comes from one user
+    of one service (`user-0` of `svc-0`), whose cluster key hashes to one `batches`
+    partition, so one worker gets the bulk of the work unless routing spreads it."""
+
+    def __init__(
+        self, users: int = 100, services: int = 4, raw_text: bool = False, seed: int = 17,
+        hot_share: float = 0.0, hops: tuple[int, ...] = HOPS,
+    ) -> None:
         if users < 1 or services < 1:
             raise ValueError("the workload needs at least one user and one service")
+        if not 0.0 <= hot_share <= 1.0 or not hops or set(hops) - set(HOPS):
+            raise ValueError(f"hot_share must be in [0, 1] and hops a non-empty subset of {HOPS}")
         self.users = users
         self.services = services
         self.raw_text = raw_text
+        self.hot_share = hot_share
+        self.hops = tuple(hops)
         self.rng = random.Random(seed)
-        self.texts = {hop: [self._text(p.question) for p in read_qa(qa_file(hop, "val"))] for hop in HOPS}
+        self.texts = {hop: [self._text(p.question) for p in read_qa(qa_file(hop, "val"))] for hop in self.hops}
 
     def _text(self, question: str) -> str:
         return strip_brackets(question) if self.raw_text else question
@@ -44,14 +58,17 @@ class Workload:
     def record(self, ts_ms: int | None = None) -> Record:
         """A fresh question (new id) stamped `ts_ms` (now when omitted)."""
         rng = self.rng
-        hops = rng.choice(HOPS)
+        hops = rng.choice(self.hops)
         user = f"user-{rng.randrange(self.users)}"
+        service = f"svc-{rng.randrange(self.services)}"
+        if self.hot_share and rng.random() < self.hot_share:  # no extra draw when unskewed: same sequence as before
+            user, service = HOT_USER, HOT_SERVICE
         question_id = str(uuid.uuid4())  # fresh every run: the answers table remembers ids
         value = orjson.dumps(
             {
                 "schema_version": SCHEMA_VERSION,
                 "question_id": question_id,
-                "service": f"svc-{rng.randrange(self.services)}",
+                "service": service,
                 "user_id": user,
                 "text": rng.choice(self.texts[hops]),
                 "ts": int(time.time() * 1000) if ts_ms is None else ts_ms,
@@ -61,9 +78,10 @@ class Workload:
 
     def describe(self) -> dict:
         return {
-            "source": "MetaQA qa_val, 1/2/3-hop in equal parts",
+            "source": f"MetaQA qa_val, {'/'.join(map(str, self.hops))}-hop in equal parts",
             "users": self.users,
             "services": self.services,
             "raw_text": self.raw_text,
+            "hot_share": self.hot_share,
             "questions_per_hop": {hop: len(t) for hop, t in self.texts.items()},
         }

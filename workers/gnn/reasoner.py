@@ -8,9 +8,13 @@ For a batch of questions (stage names are the keys of `timings`):
                  cache keyed by the masked text (`encode_cache`);
 3. `relations` — per-hop relation distributions (`relation_head`), which also pick among
                  same-name entities the one that has the first hop's relations;
-4. `subgraph`  — layered, relevance-weighted subgraphs with a node budget (`subgraph`);
+4. `subgraph`  — layered, relevance-weighted subgraphs with a node budget (`subgraph`),
+                 through an optional LRU of per-question pieces (`subgraph_cache`);
 5. `gnn`       — one forward pass of the question-conditioned GATv2 over their disjoint union;
 6. `decode`    — answer sets, confidences and attention-backtracked paths (`decoder`).
+
+`estimate_costs` runs stages 1-4 (the exact subgraph size is the cost) and keeps them for
+the `answer_batch` calls that follow on the same questions, which then run only 5-6.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -34,7 +40,8 @@ from workers.gnn.decoder import Decoded, decode
 from workers.gnn.encode_cache import CachedEncoder, TextEncoder
 from workers.gnn.model import QuestionGAT
 from workers.gnn.relation_head import RelationHead, hop_choices, length_distribution
-from workers.gnn.subgraph import HopChoices, RelationIndex, Subgraphs, expand
+from workers.gnn.subgraph import HopChoices, RelationIndex, Subgraphs
+from workers.gnn.subgraph_cache import Piece, SubgraphCache, assemble, split
 from workers.gnn.tensors import node_dim, to_tensors
 from workers.kb import KnowledgeBase
 from workers.linking import EntityLinker, Link
@@ -45,6 +52,65 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENCODE_CACHE = 50_000  # masked questions (~1.5 KB each): about 75 MB at most
 SINGLE_THREAD_BELOW = 100_000  # graph nodes under which the GNN runs on one CPU thread
+DEFAULT_SUBGRAPH_CACHE = 0  # off: pays only above ~70 % hits; qa_val-like traffic has none (`subgraph_cache`)
+
+
+@dataclass
+class Graphs:
+    """The linked questions of a batch up to the GNN's input."""
+
+    q: np.ndarray  # (L, D) question vectors
+    lengths: np.ndarray  # (L, T + 1) path-length distribution
+    topics: np.ndarray  # (L,) topic entity ids
+    sub: Subgraphs  # their disjoint union
+
+    @cached_property
+    def pieces(self) -> list[Piece]:
+        return split(self.sub)
+
+
+@dataclass
+class Prepared:
+    """A batch after link → encode → relations → subgraph, before the GNN."""
+
+    links: list[Link]  # one per question
+    linked: list[int]  # positions of the linked questions, in `graphs` order
+    graphs: Graphs | None  # None when nothing was linked
+
+    def costs(self) -> np.ndarray:
+        """Subgraph nodes + edges per question; 0 for unlinked ones (they never reach the GNN)."""
+        out = np.zeros(len(self.links))
+        if self.graphs is not None:
+            sub = self.graphs.sub
+            edges = np.bincount(sub.question[sub.dst], minlength=sub.num_questions)
+            out[self.linked] = sub.nodes_per_question() + edges
+        return out
+
+    def select(self, rows: Sequence[int]) -> Prepared:
+        """Questions `rows` of this batch (any order, repeats allowed) as a batch of their own."""
+        if self.graphs is None:
+            return Prepared([self.links[r] for r in rows], [], None)
+        where = np.full(len(self.links), -1, dtype=np.int64)
+        where[self.linked] = np.arange(len(self.linked))
+        picked = where[np.asarray(rows, dtype=np.int64)]
+        linked = np.flatnonzero(picked >= 0)
+        picked = picked[linked]
+        g = self.graphs
+        graphs = Graphs(g.q[picked], g.lengths[picked], g.topics[picked], assemble([g.pieces[j] for j in picked]))
+        return Prepared([self.links[r] for r in rows], linked.tolist(), graphs if len(picked) else None)
+
+
+@dataclass
+class _Memo:
+    """What `estimate_costs` prepared, until `answer_batch` has used every question of it."""
+
+    prepared: Prepared
+    rows: dict[tuple, int]  # _memo_key(question) → its position in `prepared`
+    unused: set[int]
+
+
+def _memo_key(question: Question) -> tuple:
+    return (question.question_id, question.text, question.topic_entity)
 
 
 class GnnReasoner:
@@ -61,6 +127,7 @@ class GnnReasoner:
         max_nodes: int = 2000,
         max_answers: int = 100,
         encode_cache: int = DEFAULT_ENCODE_CACHE,
+        subgraph_cache: int = DEFAULT_SUBGRAPH_CACHE,
         version: str | None = None,
     ) -> None:
         if list(checkpoint.relations) != list(kb.relations):
@@ -86,6 +153,8 @@ class GnnReasoner:
         }
         self.linker = EntityLinker(kb, checkpoint.templates, prior)
         self.encoder = CachedEncoder(encoder, encode_cache)
+        self.subgraph_cache = SubgraphCache(subgraph_cache)
+        self._memo: _Memo | None = None  # one batch; the worker's single reasoner thread uses it
         self._prefill = (checkpoint.template_keys, checkpoint.template_vectors)
         if getattr(encoder, "fingerprint", checkpoint.encoder) == checkpoint.encoder:
             self.prewarm()
@@ -129,6 +198,7 @@ class GnnReasoner:
             max_nodes=settings.max_subgraph_nodes,
             max_answers=settings.max_answers,
             encode_cache=int(getattr(settings, "encode_cache_size", DEFAULT_ENCODE_CACHE)),
+            subgraph_cache=int(getattr(settings, "subgraph_cache_size", DEFAULT_SUBGRAPH_CACHE)),
             version=f"gnn-{FORMAT}.{_short_sha(path)}",
         )
 
@@ -143,41 +213,75 @@ class GnnReasoner:
     # --- the interface -------------------------------------------------------------------
 
     def answer_batch(self, questions: Sequence[Question]) -> list[Reasoned]:
-        """Answer every question of the batch, in order, in one pass."""
+        """Answer every question of the batch, in order, in one pass (reusing what
+        `estimate_costs` prepared for these questions, when it was called first)."""
         started = time.perf_counter()
-        with self._stage("link"):
-            links = self.linker.link_batch([q.text for q in questions], [q.topic_entity for q in questions])
-        results = [
-            Reasoned(status="no_entity", reason=link.reason or "no KB entity found in the question") for link in links
-        ]
-        linked = [i for i, link in enumerate(links) if link.found]
-        if linked:
-            for i, reasoned in zip(linked, self.reason([links[i] for i in linked])):
-                results[i] = reasoned
+        prepared = self._recall(questions)
+        if prepared is None:
+            prepared = self.prepare(questions)
+        results = self.finish(prepared)
         self.timings["total"] += time.perf_counter() - started
         self.questions_answered += len(questions)
         return results
 
+    def estimate_costs(self, questions: Sequence[Question]) -> list[float]:
+        """Subgraph nodes + edges per question (0 when no entity is linked), for splitting a
+        batch under the worker's `max_batch_cost`.
+
+        Exact, and not paid twice: the estimate is the real link → subgraph work, which the
+        next `answer_batch` calls on these questions reuse (whole batch or any chunks of it).
+        Those stages are about a third of a warm batch; a degree-based guess would still need
+        link → relations (the predicted hops), i.e. all but the ~2 ms `expand`.
+        """
+        started = time.perf_counter()
+        prepared = self.prepare(questions)
+        self._memo = _Memo(prepared, {_memo_key(q): i for i, q in enumerate(questions)}, set(range(len(questions))))
+        self.timings["total"] += time.perf_counter() - started
+        return prepared.costs().tolist()
+
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Hits, misses, size and capacity of the encoding and subgraph caches."""
+        encode = self.encoder
+        return {
+            "encode": {"hits": encode.hits, "misses": encode.misses, "size": len(encode), "capacity": encode.capacity},
+            "subgraph": self.subgraph_cache.stats(),
+        }
+
     # --- stages --------------------------------------------------------------------------
 
-    def reason(self, links: Sequence[Link]) -> list[Reasoned]:
-        """Everything after linking, for linked questions."""
+    def prepare(self, questions: Sequence[Question]) -> Prepared:
+        """Link → encode → relations → subgraph: everything before the GNN."""
+        with self._stage("link"):
+            links = self.linker.link_batch([q.text for q in questions], [q.topic_entity for q in questions])
+        linked = [i for i, link in enumerate(links) if link.found]
+        if not linked:
+            return Prepared(links, [], None)
         with self._stage("encode"):
-            q = self.encoder.encode([link.template or "" for link in links])
-        with self._stage("relations"), self._graph_threads(len(links)):
+            q = self.encoder.encode([links[i].template or "" for i in linked])
+        with self._stage("relations"), self._graph_threads(len(linked)):
             probs, lengths = self.relations(q)
             choices = hop_choices(probs, self.config.min_continue, self.config.min_share, self.config.max_relations)
-            topics = self.pick_topics(links, choices[0])
+            topics = self.pick_topics([links[i] for i in linked], choices[0])
         with self._stage("subgraph"):
-            sub = expand(self.index, topics, choices, self.max_nodes)
+            sub = self.subgraph_cache.expand(self.index, topics, choices, self.max_nodes, self.config.max_relations)
+        return Prepared(links, linked, Graphs(q, lengths, topics, sub))
+
+    def finish(self, prepared: Prepared) -> list[Reasoned]:
+        """GNN → decode for the linked questions; the others are `no_entity`."""
+        links, graphs = prepared.links, prepared.graphs
+        results = [
+            Reasoned(status="no_entity", reason=link.reason or "no KB entity found in the question") for link in links
+        ]
+        if graphs is None:
+            return results
+        sub = graphs.sub
         with self._stage("gnn"), self._graph_threads(sub.num_nodes):
-            scores, attention = self.score(sub, q, lengths)
+            scores, attention = self.score(sub, graphs.q, graphs.lengths)
         with self._stage("decode"):
             decoded = decode(sub, scores, attention, self.config.threshold, self.max_answers)
-            return [
-                self._reasoned(link, d, int(topics[i]), bool(sub.truncated[i]))
-                for i, (link, d) in enumerate(zip(links, decoded))
-            ]
+            for j, (i, d) in enumerate(zip(prepared.linked, decoded)):
+                results[i] = self._reasoned(links[i], d, int(graphs.topics[j]), bool(sub.truncated[j]))
+        return results
 
     @torch.inference_mode()
     def relations(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,6 +311,22 @@ class GnnReasoner:
                         topics[b] = candidate
                         break
         return topics
+
+    def _recall(self, questions: Sequence[Question]) -> Prepared | None:
+        """These questions as `estimate_costs` prepared them, or None if it did not."""
+        memo = self._memo
+        if memo is None:
+            return None
+        rows = [memo.rows.get(_memo_key(q)) for q in questions]
+        if any(row is None for row in rows):
+            self._memo = None  # another batch: the estimated one is not coming back
+            return None
+        memo.unused.difference_update(rows)
+        if not memo.unused:
+            self._memo = None
+        if rows == list(range(len(memo.prepared.links))):
+            return memo.prepared
+        return memo.prepared.select(rows)  # type: ignore[arg-type]
 
     # --- output --------------------------------------------------------------------------
 

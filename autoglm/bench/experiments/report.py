@@ -1,0 +1,148 @@
+"""The experiments' headline figures, their Markdown sections and the controller plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{2 if abs(value) < 10 else 1 if abs(value) < 100 else 0}f}"
+    return str(value)
+
+
+def _caches(rates: dict | None) -> str:
+    if not rates:
+        return "n/a (no worker publishes `caches`)"
+    return ", ".join(f"{name} {_fmt(r['hit_rate'])} ({r['hits']}/{r['hits'] + r['misses']})" for name, r in rates.items())
+
+
+def headline(experiments: dict) -> dict:
+    """A few figures per experiment for the top of bench.json and the --json object."""
+    out: dict = {}
+    c = experiments.get("controller") or {}
+    if "step" in c:
+        out["controller"] = {
+            "convergence_s": c["step"]["convergence_s"], "target_p99_ms": c["target_p99_ms"],
+            "mixed_p99_ms": {"adaptive": c["mixed_adaptive"]["p99_ms"], "fixed": (c.get("mixed_fixed") or {}).get("p99_ms")},
+            "mixed_throughput_qps": {"adaptive": c["mixed_adaptive"]["throughput_qps"],
+                                     "fixed": (c.get("mixed_fixed") or {}).get("throughput_qps")},
+        }
+    s = experiments.get("skew") or {}
+    if "routing_on" in s:
+        out["skew"] = {k: {"worker_max_over_mean": s[k]["max_over_mean"]["worker_questions"], "p99_ms": s[k]["p99_ms"],
+                           "throughput_qps": s[k]["throughput_qps"]} for k in ("routing_off", "routing_on")}
+    sp = experiments.get("splitting") or {}
+    if "off" in sp:
+        out["splitting"] = {"active": sp.get("active"), "note": sp.get("note"),
+                            "p99_ms": {k: (sp.get(k) or {}).get("p99_ms") for k in ("off", "on")},
+                            "reasoner_call_mean": {k: ((sp.get(k) or {}).get("reasoner_calls") or {}).get("mean")
+                                                   for k in ("off", "on")}}
+    for name, result in experiments.items():
+        if "error" in result:
+            out[name] = {"error": result["error"]}
+    return out
+
+
+def markdown(experiments: dict) -> list[str]:
+    lines: list[str] = []
+    for name, section in (("controller", _controller), ("skew", _skew), ("splitting", _splitting)):
+        result = experiments.get(name)
+        if result is None:
+            continue
+        lines += ["", f"### Experiment: {name} ({_fmt(result.get('elapsed_s'))} s)", ""]
+        lines += [f"Failed: {result['error']}"] if "error" in result else section(result)
+    return (["", "## Experiments"] + lines) if lines else []
+
+
+def _controller(c: dict) -> list[str]:
+    step, ada, fixed = c["step"], c["mixed_adaptive"], c.get("mixed_fixed") or {}
+    conv = step["convergence_s"]
+    lines = [
+        f"Adaptive batching, p99 target {c['target_p99_ms']:.0f} ms; load sized by {c['reference_source']} "
+        f"({_fmt(c['reference_qps'])} q/s). Step {step['low_qps']} -> {step['high_qps']} q/s at "
+        f"t = {step['step_at_s']:.0f} s: rolling 2-s p99 "
+        + (f"stays under target {conv:.1f} s after the step." if conv is not None else "did not stay under target."),
+        f"Before the step p99 {_fmt(step['before_step']['p99_ms'])} ms; after it p99 {_fmt(step['after_step']['p99_ms'])} ms "
+        f"at {_fmt(step['after_step']['throughput_qps'])} q/s. Cache hit rates: {_caches(c.get('cache_hit_rates'))}.",
+        "",
+        "| mixed load (low/high phases) | p50 ms | p99 ms | q/s answered | unanswered |",
+        "|---|---:|---:|---:|---:|",
+        f"| adaptive controller | {_fmt(ada['p50_ms'])} | {_fmt(ada['p99_ms'])} | {_fmt(ada['throughput_qps'])} "
+        f"| {ada['sent'] - ada['answered']} |",
+    ]
+    if fixed:
+        lines.append(f"| fixed window {fixed['window_ms']} ms, size {fixed['max_size']} ({fixed['source']}) "
+                     f"| {_fmt(fixed['p50_ms'])} | {_fmt(fixed['p99_ms'])} | {_fmt(fixed['throughput_qps'])} "
+                     f"| {fixed['sent'] - fixed['answered']} |")
+    return lines
+
+
+def _skew(s: dict) -> list[str]:
+    lines = [f"{s['hot_share']:.0%} of the questions from one user of one service, {s['workers']} workers, "
+             f"{_fmt(s['offered_qps'])} q/s offered for {s['seconds']:.0f} s each ({s['reference_source']}).", "",
+             "| routing | max/mean questions per worker | per partition (batches / questions) | p99 ms | q/s | spilled |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for key, label in (("routing_off", "key hash (off)"), ("routing_on", "load-aware (on)")):
+        r = s.get(key)
+        if not r:
+            continue
+        m = r["max_over_mean"]
+        lines.append(f"| {label} | {_fmt(m['worker_questions'])} | {_fmt(m['partition_batches'])} / "
+                     f"{_fmt(m['partition_questions'])} | {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])} "
+                     f"| {_fmt((r.get('router') or {}).get('spilled'))} |")
+    for key in ("routing_off", "routing_on"):
+        if s.get(key):
+            lines.append(f"\n{key}: questions per worker {s[key]['per_worker']}; cache hit rates: "
+                         f"{_caches(s[key].get('cache_hit_rates'))}.")
+    return lines
+
+
+def _splitting(sp: dict) -> list[str]:
+    lines = [f"3-hop questions only at {_fmt(sp['offered_qps'])} q/s for {sp['seconds']:.0f} s each "
+             f"({sp['reference_source']})."]
+    if sp.get("note"):
+        lines.append(f"Note: {sp['note']}.")
+    lines += ["", "| max_batch_cost | p50 ms | p99 ms | q/s | reasoner call mean / max | calls per poll | cache hit rates |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for key in ("off", "on"):
+        r = sp.get(key)
+        if not r:
+            continue
+        calls = r.get("reasoner_calls") or {}
+        budget = "never splits" if r["max_batch_cost"] is None else f"{r['max_batch_cost']:,.0f}"
+        lines.append(f"| {key}: {budget} | {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])} "
+                     f"| {_fmt(calls.get('mean'))} / {_fmt(calls.get('max'))} | {_fmt(r['calls_per_estimate'])} "
+                     f"| {_caches(r.get('cache_hit_rates'))} |")
+    return lines
+
+
+def plots(experiments: dict, out_dir: Path, plt: object) -> list[str]:
+    """controller.png: rolling p99 and each service's batch window over time."""
+    c = experiments.get("controller") or {}
+    if "step" not in c:
+        return []
+    step = c["step"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)  # type: ignore[attr-defined]
+    series = step["rolling_p99"]
+    cap = 10 * c["target_p99_ms"]
+    top.plot([w["t"] for w in series], [min(cap, w["p99_ms"] or cap) for w in series], label="rolling 2-s p99")
+    top.axhline(c["target_p99_ms"], color="grey", ls=":", label="target")
+    top.axvline(step["step_at_s"], color="red", ls="--", label=f"step {step['low_qps']} -> {step['high_qps']} q/s")
+    top.set(ylabel="p99 (ms)", yscale="log", title="Adaptive batching after a load step")
+    top.legend(fontsize=8)
+    services = sorted({s for a in step["arms"] for s in a["services"]})
+    for service in services:
+        points = [(a["t"], a["services"][service]) for a in step["arms"] if service in a["services"]]
+        bottom.step([t for t, _ in points], [p["window_ms"] for _, p in points], where="post", label=service)
+    bottom.axvline(step["step_at_s"], color="red", ls="--")
+    bottom.set(xlabel="seconds", ylabel="batch window (ms)")
+    if services:
+        bottom.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "controller.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)  # type: ignore[attr-defined]
+    return [str(path)]

@@ -1,0 +1,95 @@
+"""Does cost-aware splitting (workers/splitting.py, `max_batch_cost`) change p99 on the
+heaviest questions?
+
+Only 3-hop questions, at one fixed load, twice:
+* off: `max_batch_cost` so high that no poll is ever split; the worker still asks the
+  reasoner for its cost estimates, so both runs pay for estimating and differ only in
+  the splitting itself, and the estimates logged here size the budget of the second run;
+* on: the budget set to k times the median estimated cost of one question, k = half the
+  mean poll of the first run (at most `CHUNK`, at least 1), so a typical poll is answered
+  in two or more calls (the workers restart to read it, and load their model again).
+Reasoner call sizes come from the workers' call logs (autoglm.bench.calls), because the
+answers of one poll share its inference time whatever the chunks were. When the
+reasoner has no `estimate_costs`, splitting cannot happen: the experiment says so and
+skips the second run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from autoglm.bench.calls import read_calls
+from autoglm.bench.driver import StepPlan
+from autoglm.bench.experiments.pipeline import Context, Running, isolated_pipeline
+from autoglm.bench.experiments.probes import cache_hit_rates, worker_statuses
+from autoglm.bench.experiments.reference import reference_rate
+from autoglm.bench.stats import percentile, size_summary
+
+NEVER = 1e30  # a budget no poll reaches: costs are estimated, nothing is split
+CHUNK = 10
+LOAD = 0.8  # share of (c)'s maximum on the mixed workload: polls must hold several questions to split
+SEED = 41
+
+
+async def run(ctx: Context) -> dict:
+    seconds = 3 * ctx.step_s
+    workload = ctx.workload(hops=(3,))
+    async with isolated_pipeline(ctx, "splitting", {"max_batch_cost": NEVER}, workload) as pipe:
+        rate, source = await reference_rate(ctx, pipe)
+        rate *= LOAD
+        out: dict = {"hops": [3], "offered_qps": round(rate, 1), "reference_source": source, "seconds": seconds,
+                     "startup_s": pipe.startup_s}
+        await pipe.warm_up(0.3 * rate)
+        off = await _measure(pipe, rate, seconds, ctx.slo_ms)
+        costs = off.pop("_costs")
+        out["off"] = {"max_batch_cost": None, **off}
+        if not off["estimate_costs"]:
+            out["active"] = False
+            out["note"] = ("splitting inactive: the reasoner has no estimate_costs, so the worker never splits "
+                           "(max_batch_cost has no effect); the 'on' run was skipped")
+            return out
+        if not costs:
+            out["active"] = False
+            out["note"] = "no cost estimates were logged in the 'off' run; the 'on' run was skipped"
+            return out
+        poll_mean = (off["reasoner_calls"] or {}).get("mean") or 1.0
+        chunk = max(1, min(CHUNK, int(poll_mean // 2)))
+        budget = max(1.0, chunk * percentile(costs, 0.5))  # 0 would switch splitting off
+        out["chunk_questions"] = chunk
+        out["question_cost"] = {"p50": percentile(costs, 0.5), "p90": percentile(costs, 0.9), "max": max(costs)}
+        pipe.system.restart_workers_with({"max_batch_cost": budget})
+        out["restart_s"] = round(await pipe.restarted(ctx.ready_timeout_s), 1)
+        await pipe.warm_up(0.3 * rate)
+        on = await _measure(pipe, rate, seconds, ctx.slo_ms)
+        on.pop("_costs", None)
+        out["on"] = {"max_batch_cost": budget, **on}
+        out["active"] = (on["calls_per_estimate"] or 0) > 1.0
+        if not out["active"]:
+            out["note"] = (f"no poll exceeded the budget of {budget:,.0f}: nothing was split at this load"
+                           + (" (polls carried about one question each; a higher --experiment-rate makes them "
+                              "bigger)" if poll_mean < 2 else ""))
+    return out
+
+
+async def _measure(pipe: Running, rate: float, seconds: float, slo_ms: float) -> dict:
+    pipe.driver.rng = random.Random(SEED)
+    pipe.driver.workload.rng = random.Random(SEED)
+    before = await worker_statuses(pipe.system.settings)
+    since = time.time()
+    step = await pipe.driver.step(rate, StepPlan(duration_s=seconds, slo_ms=slo_ms, min_samples=0), "splitting")
+    calls = read_calls(pipe.call_logs(), since, time.time())
+    sizes = [c["size"] for c in calls["calls"]]
+    costs = [c["cost"] for c in calls["calls"] if c.get("cost") is not None]
+    return {
+        "p50_ms": step["p50_ms"], "p99_ms": step["p99_ms"], "throughput_qps": step["throughput_qps"],
+        "ok": step["ok"], "aborted": step["aborted"], "poll_size": step["call_size"],
+        "reasoner_calls": size_summary(sizes, None),
+        "reasoner_call_ms": size_summary([round(c["ms"]) for c in calls["calls"]], None),
+        "reasoner_call_cost_p50": percentile(costs, 0.5) if costs else None,
+        "calls_per_estimate": round(len(sizes) / calls["estimates"], 2) if calls["estimates"] else None,
+        "estimate_costs": calls["estimate_costs"],
+        "cache_hit_rates": cache_hit_rates(before, await worker_statuses(pipe.system.settings)),
+        "_costs": calls["costs"],
+    }
+
