@@ -1,6 +1,7 @@
 """The fault suite in its short form: a worker SIGKILLed, the stream processor SIGKILLed and
 a rebalance (a worker added, one removed), each while 300 questions flow, as consecutive
-phases of one pipeline (`autoglm chaos --shared`): nothing lost, no duplicate row.
+phases of one pipeline (`autoglm chaos --shared`): nothing lost, no duplicate row, no
+answer twice on the topic for a read_committed consumer.
 
 The full form is `autoglm chaos` (5,000 questions per scenario, every scenario, each on its
 own pipeline); see autoglm/chaos/.
@@ -38,3 +39,4 @@ def test_kills_and_rebalance_lose_nothing_and_double_no_row(services: Settings, 
         assert r.faults, evidence  # the fault was injected
         assert r.tally.lost == 0, evidence
         assert r.tally.duplicate_rows == 0, evidence
+        assert r.tally.duplicates_on_topic == 0, evidence  # read_committed: per-partition producers fence zombies
