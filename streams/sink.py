@@ -13,7 +13,7 @@ import logging
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from schemas.kafka_config import producer_config
 from schemas.settings import Settings
@@ -53,37 +53,42 @@ class DeliverySink:
         await self._slots.acquire()
         resend = lambda: self._send(topic, value, key, partition)  # noqa: E731
         try:
-            delivery = await resend()
+            sent = await resend()
         except BaseException:
             self._slots.release()
             raise
-        task = asyncio.ensure_future(self._confirm(delivery, on_delivered, resend))
+        task = asyncio.ensure_future(self._confirm(sent, on_delivered, resend))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _send(self, topic: str, value: bytes, key: bytes | None, partition: int | None) -> "asyncio.Future[object]":
+    async def _send(
+        self, topic: str, value: bytes, key: bytes | None, partition: int | None
+    ) -> tuple["asyncio.Future[object]", int]:
         """Enqueue on the current producer, retrying for up to `retry_s`; a producer that died
-        refuses at once, so it is replaced before the next try."""
+        refuses at once, so it is replaced before the next try. Returns the delivery and
+        the generation of the producer that took it."""
         delay, waited = 0.2, 0.0
         while True:
             generation = self._generation
             try:
-                return await self._producer.send(topic, value=value, key=key, partition=partition)
+                return await self._producer.send(topic, value=value, key=key, partition=partition), generation
             except KafkaError as exc:
                 if waited >= self.retry_s:
                     raise
                 log.warning("send refused, retrying in %.1fs: %r", delay, exc)
-                await self._replace_if_dead(generation)
+                await self._replace_if_dead(generation, broken=isinstance(exc, OutOfOrderSequenceNumber))
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 5.0)
 
     async def _confirm(
-        self, delivery: "asyncio.Future[object]", on_delivered: OnDelivered, resend: Callable[[], Awaitable]
+        self, sent: tuple["asyncio.Future[object]", int], on_delivered: OnDelivered,
+        resend: Callable[[], Awaitable[tuple["asyncio.Future[object]", int]]],
     ) -> None:
         """Await the broker's acknowledgement; while the broker is away (a restart, a leader
         election) re-send with backoff for up to `retry_s`, so a broker restart does not
         take the stream processor down. Only then give up: the source stays unacknowledged."""
+        delivery, generation = sent
         delay, waited = 0.2, 0.0
         try:
             while True:
@@ -94,11 +99,12 @@ class DeliverySink:
                     if waited >= self.retry_s:
                         raise
                     log.warning("produce failed, re-sending in %.1fs: %r", delay, exc)
-                    await self._replace_if_dead(self._generation)
+                    # only a failure of the current producer may replace it (not a late one of its predecessor)
+                    await self._replace_if_dead(generation, broken=isinstance(exc, OutOfOrderSequenceNumber))
                     await asyncio.sleep(delay)
                     waited += delay
                     delay = min(delay * 2, 5.0)
-                    delivery = await resend()
+                    delivery, generation = await resend()
             await on_delivered()
         except Exception as exc:  # the source stays unacknowledged and will be redelivered
             log.error("produce failed; source records stay unacknowledged: %r", exc)
@@ -107,12 +113,13 @@ class DeliverySink:
             assert self._slots is not None
             self._slots.release()
 
-    async def _replace_if_dead(self, generation: int) -> None:
+    async def _replace_if_dead(self, generation: int, broken: bool = False) -> None:
         """A new producer when the current one can no longer send.
 
-        aiokafka's sender task ends for good on some errors (OutOfOrderSequenceNumber after
-        a broker restart lost its producer state, or an unexpected error): every later send
-        through that producer fails, so re-sending would only fail until `retry_s`. Many
+        aiokafka's sender task ends for good on an unexpected error, and after a broker
+        restart a partition can answer OutOfOrderSequenceNumber to every later batch of the
+        same producer (its sequence state is gone; `broken`): either way re-sending through
+        that producer would only fail until `retry_s`. Many
         confirmations see the same failure at once; the first replaces the producer, the
         rest find the generation moved on. The new producer has a new producer id, so its
         sequence numbers start afresh; the batches re-sent through it may reach the topic a
@@ -120,7 +127,7 @@ class DeliverySink:
         are deduplicated by the workers (the first batch to answer a question owns it)."""
         async with self._replacing:
             producer = self._producer
-            if generation != self._generation or producer is None or not _sender_dead(producer):
+            if generation != self._generation or producer is None or not (broken or _sender_dead(producer)):
                 return
             log.warning("the producer stopped sending (broker restart?); replacing it")
             fresh = AIOKafkaProducer(**self._config)

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, ProducerFenced
+from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from schemas.answer import Answer
 from schemas.kafka_config import producer_config
@@ -48,7 +48,6 @@ class Delivery:
         self.transactional = settings.worker_transactions
         self._plain: AIOKafkaProducer | None = None
         self._owned: dict[int, AIOKafkaProducer] = {}  # batches partition -> its transactional producer
-        self._fenced: set[int] = set()  # partitions another worker took over; ours again only after a rebalance
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -60,7 +59,6 @@ class Delivery:
         """After a rebalance: close the producers of partitions now owned by others, start
         those of newly assigned ones (starting one fences the partition's previous owner)."""
         await self.release([p for p in list(self._owned) if p not in set(partitions)])
-        self._fenced.clear()
         if self.transactional:
             for p in partitions:
                 await self._producer(p)
@@ -91,23 +89,23 @@ class Delivery:
         return sum(done)
 
     async def _transaction(self, tp: TopicPartition, answers: list[Answer], offset: int) -> int:
-        if tp.partition in self._fenced:  # starting a producer now would fence the rightful owner
-            log.warning("not delivering for partition %d: another worker owns it now", tp.partition)
-            return 0
+        """One partition's answers and next offset, committed together or not at all.
+
+        A failure (fenced by the partition's new owner, a commit refused in a rebalance,
+        the broker gone) is raised, not swallowed: this consumer has already moved past
+        the poll, so only a restart from the committed offsets (`workers.main` runs the
+        worker again with new clients) can get the poll answered, by whoever owns it then."""
         producer = await self._producer(tp.partition)
         try:
             async with producer.transaction():
                 await _produce(producer, self.topic, answers)
                 await producer.send_offsets_to_transaction({tp: offset}, self.settings.worker_group_id)
-            return len(answers)
-        except ProducerFenced:
-            log.warning("partition %d was given to another worker, which fenced this one; its answers are "
-                        "left to the new owner", tp.partition)
-            self._fenced.add(tp.partition)
-            await self.release([tp.partition])
-        except CommitFailedError as exc:
-            log.warning("transaction not committed after rebalance, batches will be redelivered: %r", exc)
-        return 0
+        except KafkaError as exc:
+            if isinstance(exc, ProducerFenced):
+                log.warning("partition %d: fenced by its new owner; this worker's transaction is aborted", tp.partition)
+            await self.release([tp.partition])  # a producer that failed mid-transaction is not reused
+            raise
+        return len(answers)
 
     async def _producer(self, partition: int) -> AIOKafkaProducer:
         async with self._lock:

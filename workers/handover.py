@@ -53,6 +53,12 @@ class Handover(ConsumerRebalanceListener):
             self.in_flight = 0
             self._drained.set()
 
+    def abandon(self) -> None:
+        """The worker is stopping on an error: what is in flight will never be delivered by
+        it, so a rebalance in progress must not wait for it."""
+        self.in_flight = 0
+        self._drained.set()
+
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if not revoked:
             return

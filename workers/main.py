@@ -39,7 +39,8 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _serve_until_stopped(worker: BatchWorker, stop: asyncio.Event, max_backoff_s: float = 30.0) -> None:
-    """Run the worker; when the broker is lost (e.g. restarted), reconnect with backoff.
+    """Run the worker; when the broker is lost (e.g. restarted) or a delivery is refused
+    (fenced by a partition's new owner), start again with new clients, with backoff.
 
     The model stays loaded, so a broker restart costs a reconnect and a group join, not a
     process restart with a model load. Uncommitted batches are redelivered to whoever owns
@@ -53,8 +54,8 @@ async def _serve_until_stopped(worker: BatchWorker, stop: asyncio.Event, max_bac
         except KafkaError as exc:
             if time.monotonic() - began > 60:
                 backoff = 1.0  # it ran well for a while: this is a new outage
-            log.warning("lost the Kafka broker (%r); reconnecting in %.0f s; uncommitted batches will be "
-                        "redelivered", exc, backoff)
+            log.warning("Kafka client failed (%r: broker lost, or fenced in a rebalance); reconnecting in "
+                        "%.0f s; uncommitted batches will be redelivered", exc, backoff)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(2 * backoff, max_backoff_s)

@@ -111,6 +111,7 @@ class BatchWorker:
         finally:
             if delivering is not None and not delivering.done():
                 delivering.cancel()  # only on an error: the batches are redelivered
+            handover.abandon()
             self.ready = False
             status.cancel()
             await consumer.stop()  # leaves the group now, so partitions move at once
