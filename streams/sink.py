@@ -67,19 +67,13 @@ class DeliverySink:
         """Enqueue on the current producer, retrying for up to `retry_s`; a producer that died
         refuses at once, so it is replaced before the next try. Returns the delivery and
         the generation of the producer that took it."""
-        delay, waited = 0.2, 0.0
+        backoff = _Backoff(self.retry_s)
         while True:
             generation = self._generation
             try:
                 return await self._producer.send(topic, value=value, key=key, partition=partition), generation
             except KafkaError as exc:
-                if waited >= self.retry_s:
-                    raise
-                log.warning("send refused, retrying in %.1fs: %r", delay, exc)
-                await self._replace_if_dead(generation, broken=isinstance(exc, OutOfOrderSequenceNumber))
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 5.0)
+                await backoff.before_retry(exc, "send refused", lambda: self._replace_if_dead(generation, exc))
 
     async def _confirm(
         self, sent: tuple["asyncio.Future[object]", int], on_delivered: OnDelivered,
@@ -89,21 +83,15 @@ class DeliverySink:
         election) re-send with backoff for up to `retry_s`, so a broker restart does not
         take the stream processor down. Only then give up: the source stays unacknowledged."""
         delivery, generation = sent
-        delay, waited = 0.2, 0.0
+        backoff = _Backoff(self.retry_s)
         try:
             while True:
                 try:
                     await delivery
                     break
                 except KafkaError as exc:
-                    if waited >= self.retry_s:
-                        raise
-                    log.warning("produce failed, re-sending in %.1fs: %r", delay, exc)
                     # only a failure of the current producer may replace it (not a late one of its predecessor)
-                    await self._replace_if_dead(generation, broken=isinstance(exc, OutOfOrderSequenceNumber))
-                    await asyncio.sleep(delay)
-                    waited += delay
-                    delay = min(delay * 2, 5.0)
+                    await backoff.before_retry(exc, "produce failed", lambda: self._replace_if_dead(generation, exc))
                     delivery, generation = await resend()
             await on_delivered()
         except Exception as exc:  # the source stays unacknowledged and will be redelivered
@@ -113,12 +101,12 @@ class DeliverySink:
             assert self._slots is not None
             self._slots.release()
 
-    async def _replace_if_dead(self, generation: int, broken: bool = False) -> None:
+    async def _replace_if_dead(self, generation: int, failure: KafkaError) -> None:
         """A new producer when the current one can no longer send.
 
         aiokafka's sender task ends for good on an unexpected error, and after a broker
         restart a partition can answer OutOfOrderSequenceNumber to every later batch of the
-        same producer (its sequence state is gone; `broken`): either way re-sending through
+        same producer (its sequence state is gone): either way re-sending through
         that producer would only fail until `retry_s`. Many
         confirmations see the same failure at once; the first replaces the producer, the
         rest find the generation moved on. The new producer has a new producer id, so its
@@ -127,7 +115,8 @@ class DeliverySink:
         are deduplicated by the workers (the first batch to answer a question owns it)."""
         async with self._replacing:
             producer = self._producer
-            if generation != self._generation or producer is None or not (broken or _sender_dead(producer)):
+            broken = isinstance(failure, OutOfOrderSequenceNumber) or (producer is not None and _sender_dead(producer))
+            if generation != self._generation or producer is None or not broken:
                 return
             log.warning("the producer stopped sending (broker restart?); replacing it")
             fresh = AIOKafkaProducer(**self._config)
@@ -161,3 +150,23 @@ def _sender_dead(producer: AIOKafkaProducer) -> bool:
     """Whether aiokafka's background sender has ended (it never restarts by itself)."""
     task = getattr(getattr(producer, "_sender", None), "sender_task", None)
     return task is not None and task.done()
+
+
+class _Backoff:
+    """Exponential backoff (0.2 s doubling to 5 s) within a time budget, shared by the
+    send and the confirm loops: past the budget the failure is raised."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.delay = 0.2
+        self.waited = 0.0
+
+    async def before_retry(self, exc: KafkaError, what: str, repair: Callable[[], Awaitable[None]]) -> None:
+        """Raise `exc` when the budget is spent; else log, run `repair` and sleep."""
+        if self.waited >= self.budget_s:
+            raise exc
+        log.warning("%s, retrying in %.1fs: %r", what, self.delay, exc)
+        await repair()
+        await asyncio.sleep(self.delay)
+        self.waited += self.delay
+        self.delay = min(self.delay * 2, 5.0)
