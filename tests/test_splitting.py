@@ -17,3 +17,7 @@ def test_chunks_respect_budget_and_age_order() -> None:
 def test_no_budget_means_one_chunk() -> None:
     assert split_by_cost([1, 2, 3], [1, 1, 1], [0, 1, 2], budget=0) == [[0, 1, 2]]
     assert split_by_cost([], [], [], budget=10) == []
+
+
+def test_within_budget_stays_one_chunk_in_batch_order() -> None:
+    assert split_by_cost(["a", "b", "c"], [1, 2, 3], [9, 5, 1], budget=6) == [[0, 1, 2]]

@@ -5,6 +5,8 @@ latency budget of one forward pass. The worker asks the reasoner for a cost esti
 question (subgraph nodes + edges it expects to touch) and cuts the work into chunks whose
 total cost stays under `budget`, oldest requests first so that the questions that have
 waited longest are answered first. A single question over the budget forms its own chunk.
+A batch within budget stays one chunk in its own order, so the reasoner can reuse what it
+prepared for the estimate as it is (no re-assembly of the subgraph union).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ T = TypeVar("T")
 def split_by_cost(items: Sequence[T], costs: Sequence[float], ages: Sequence[int], budget: float) -> list[list[int]]:
     """Index chunks of `items`: ordered oldest first (smallest `ages` value = earliest
     ingest time), each chunk's cost <= budget unless it holds one item."""
-    if budget <= 0:
+    if budget <= 0 or sum(costs) <= budget:  # nothing to split: one chunk, in the batch's own order
         return [list(range(len(items)))] if items else []
     order = sorted(range(len(items)), key=lambda i: ages[i])
     chunks: list[list[int]] = []
