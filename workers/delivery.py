@@ -58,7 +58,8 @@ class Delivery:
     async def keep_only(self, partitions: Sequence[int]) -> None:
         """After a rebalance: close the producers of partitions now owned by others, start
         those of newly assigned ones (starting one fences the partition's previous owner)."""
-        await self.release([p for p in list(self._owned) if p not in set(partitions)])
+        kept = set(partitions)
+        await self.release([p for p in list(self._owned) if p not in kept])
         if self.transactional:
             for p in partitions:
                 await self._producer(p)
