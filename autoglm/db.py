@@ -47,16 +47,20 @@ async def create_pool(dsn: str) -> asyncpg.Pool:
     raise RuntimeError(f"PostgreSQL at {dsn.split('@')[-1]} is unreachable: start it with `autoglm up` or set DATABASE_URL")
 
 
-async def fetch_with_retry(
-    pool: asyncpg.Pool, sql: str, question_ids: Sequence[Any], max_backoff_s: float = 5.0
-) -> dict[Any, Any]:
-    """Run a two-column SELECT and return {first: second}, retrying connection failures."""
+async def claim_rows(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]], max_backoff_s: float = 5.0
+                     ) -> dict[Any, Any]:
+    """Run a claim statement (schemas.rows.CLAIM_ANSWERS) over `rows` passed as one array per
+    column and return {key: owner} from its two-column result, retrying connection failures.
+    One statement in autocommit: one round trip and one commit, whatever the number of rows."""
+    if not rows:
+        return {}
+    columns = [list(column) for column in zip(*rows, strict=True)]
     delay = 0.1
     while True:
         try:
             async with pool.acquire() as conn:
-                rows = await conn.fetch(sql, list(question_ids))
-            return {row[0]: row[1] for row in rows}
+                found = await conn.fetch(sql, *columns)
+            return {row[0]: row[1] for row in found}
         except RETRYABLE as exc:
             log.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
             await asyncio.sleep(delay)

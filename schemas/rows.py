@@ -34,7 +34,33 @@ UPSERT_ANSWER = INSERT_ANSWER.replace(
     payload = EXCLUDED.payload, updated_at = now()""",
 )
 
-SELECT_OWNERS = "SELECT question_id, batch_id FROM answers WHERE question_id = ANY($1::uuid[])"
+# A worker's claim, in one round trip: insert-if-absent for a whole delivery (columns as
+# arrays, INSERT_ANSWER's rules), and return each question's owner. The final SELECT sees
+# the table as it was before this statement, so it returns the rows that already existed
+# (a redelivered batch finds its own); `inserted` adds the ones this statement wrote. A row
+# another worker inserts concurrently is in neither: its question is not this delivery's.
+CLAIM_ANSWERS = """
+WITH incoming AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::real[], $11::text[], $12::text[],
+                         $13::text[], $14::bigint[], $15::bigint[], $16::text[])
+        AS t(question_id, batch_id, service, user_id, text, status, answers, paths, topic_entity,
+             confidence, model_name, model_version, latency, question_ts, answered_ts, payload)
+), inserted AS (
+    INSERT INTO answers (question_id, batch_id, service, user_id, text, status, answers, paths,
+                         topic_entity, confidence, model_name, model_version, latency,
+                         question_ts, answered_ts, payload)
+    SELECT question_id, batch_id, service, user_id, text, status, answers::jsonb, paths::jsonb,
+           topic_entity, confidence, model_name, model_version, latency::jsonb, question_ts,
+           answered_ts, payload::jsonb
+    FROM incoming
+    ON CONFLICT (question_id) DO NOTHING
+    RETURNING question_id, batch_id
+)
+SELECT question_id, batch_id FROM inserted
+UNION ALL
+SELECT question_id, batch_id FROM answers WHERE question_id = ANY($1::uuid[])
+"""
 
 UPSERT_FEEDBACK = """
 INSERT INTO feedback (feedback_id, question_id, user_id, score, correction, comment, ts,

@@ -59,14 +59,14 @@ class Settings(BaseSettings):
 
     # --- ingest and batching ------------------------------------------------------
     max_payload_bytes: int = 64 * 1024
-    batch_window_ms: int = 50
+    batch_window_ms: int = 10  # measured: clusters of (service, user) rarely fill, so a longer window only waits
     batch_max_size: int = 100
     batch_max_bytes: int = 10 * 1024
     max_buffered_questions: int = 20_000
     produce_retry_s: float = 300.0  # the stream processor re-sends this long while the broker is away
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
-    load_aware_routing: bool = False  # bounded-load consistent hashing of batches, fed by worker status
+    load_aware_routing: bool = True  # bounded-load consistent hashing of batches to workers' home partitions, fed by worker status
     routing_epsilon: float = 0.25
     adaptive_batching: bool = False  # online controller tunes window and size per service
     latency_target_p99_ms: float = 150.0  # the controller's p99 target
@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     worker_transactions: bool = True
     worker_instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     transaction_timeout_ms: int = 10_000
-    worker_max_batches: int = 16
+    transaction_gap_ms: float = 3.0  # a producer's next transaction waits this long after a commit (workers.delivery)
+    worker_max_batches: int = 128  # records (batches) per poll; polled batches share one reasoner call
+    worker_gil_switch_ms: float = 0.5  # sys.setswitchinterval in a worker (Python's default: 5 ms; measured better)
+    worker_max_waiting_polls: int = 4  # reasoned polls waiting for delivery before polling stops (workers.outbox)
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
     reasoner: str = "gnn"  # or "baseline": template kNN paths, kept as the comparison

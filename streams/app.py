@@ -96,7 +96,8 @@ class StreamState(mode.Service):
             **c.__dict__,
             "buffered": self.ingest.batcher.buffered,
             "controller": self.controller.snapshot() if self.controller else None,
-            "routing": {"loads": self.router.loads(), "spilled": self.router.spilled} if self.router else None,
+            "routing": {"loads": self.router.loads(), "spilled": self.router.spilled,
+                        "targets": sorted(self.router.targets())} if self.router else None,
             "feedback_stored": fb.stored if fb else 0,
             "feedback_dead_lettered": fb.dead_lettered if fb else 0,
         }

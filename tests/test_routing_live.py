@@ -1,5 +1,6 @@
-"""Load-aware routing on the real pipeline: workers publish status, the router spreads a
-heavy user's batches within the bound, and everything is still answered once."""
+"""Load-aware routing on the real pipeline: workers publish status, the router sends batches
+to one home partition per worker, spreads a heavy user's batches over the workers within
+the bound, and everything is still answered once."""
 
 from __future__ import annotations
 
@@ -19,10 +20,15 @@ def test_status_published_and_heavy_user_spread(pipeline: Pipeline) -> None:
     pipeline.start("streams", "streams")
     pipeline.configure(health_port=0)
     pipeline.start("worker-1", "workers")
+    pipeline.start("worker-2", "workers")
     wait_ready(port)
     s = pipeline.settings
     statuses = [WorkerStatus.from_bytes(m.value()) for m in read_topic(s, topic_name(s, WORKERS_STATUS), expect=1, timeout_s=240)]
     assert statuses and statuses[-1].partitions, pipeline.logs()
+    deadline = time.monotonic() + 240
+    while len(targets := get(port, "/metrics")[1]["routing"]["targets"]) != 2:  # both workers joined and reported
+        assert time.monotonic() < deadline, (targets, pipeline.logs())
+        time.sleep(1)
 
     heavy = [Question(question_id=uuid.uuid4(), service="svc", user_id="heavy", text="who directed [Heat]", ts=int(time.time() * 1000)) for _ in range(300)]
     produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in heavy])
@@ -30,4 +36,5 @@ def test_status_published_and_heavy_user_spread(pipeline: Pipeline) -> None:
     assert len(answers) == len(heavy)
     assert rows(s, "answers", [q.question_id for q in heavy]) == len(heavy)
     routing = get(port, "/metrics")[1]["routing"]
-    assert routing["spilled"] > 0 and sum(1 for load in routing["loads"] if load > 0) > 1
+    assert routing["spilled"] > 0
+    assert {p for p, load in enumerate(routing["loads"]) if load > 0} == set(routing["targets"])

@@ -89,6 +89,10 @@ class BaselineReasoner:
         encoder.start_background_load()  # ready for unseen templates soon after start
         return cls(kb, encoder, index, max_answers=settings.max_answers)  # type: ignore[arg-type]
 
+    def wait_loaded(self) -> None:
+        """Block until the encoder that loads in the background is in memory."""
+        getattr(self.encoder, "loaded", lambda: None)()
+
     # --- the interface -------------------------------------------------------------------
 
     def answer_batch(self, questions: Sequence[Question]) -> list[Reasoned]:

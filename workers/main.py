@@ -11,19 +11,23 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 
 from aiokafka.errors import KafkaError
 
 from schemas.settings import Settings
-from workers.reasoner import load_reasoner
+from workers.reasoner import load_for_serving
 from workers.service import BatchWorker
 
 log = logging.getLogger(__name__)
 
 
 async def _serve(settings: Settings) -> None:
-    reasoner = await asyncio.to_thread(load_reasoner, settings)
+    # The reasoner thread and the event loop share the GIL; by default a thread waiting for
+    # it waits up to 5 ms, and the loop waits after every socket call while a batch reasons.
+    sys.setswitchinterval(settings.worker_gil_switch_ms / 1000)
+    reasoner = await asyncio.to_thread(load_for_serving, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -3,10 +3,11 @@
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
    batches polled together share that call, which amortises the fixed cost per call;
-   while it reasons, the previous poll's steps 2-4 run (a two-stage pipeline: CPU for
-   one poll overlaps I/O for the one before; steps 2-4 stay one poll at a time, in order);
-2. rows are inserted into PostgreSQL keyed by question_id (retrying while the database is
-   down); the first batch to answer a question owns its row;
+   while it reasons, earlier polls' steps 2-4 run (a two-stage pipeline: CPU for one
+   poll overlaps I/O for those before; `workers.outbox` delivers every poll that waits
+   in one step 2-4, in poll order, so I/O does not fall behind as load grows);
+2. rows are claimed in PostgreSQL keyed by question_id, in one statement (retrying while
+   the database is down); the first batch to answer a question owns its row;
 3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
 4. only then is the batch's offset committed; with `AUTOGLM_WORKER_TRANSACTIONS` (default)
    steps 3 and 4 are one Kafka transaction per source partition, on that partition's own
@@ -25,26 +26,28 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from aiohttp import web
-from autoglm.db import create_pool, executemany_with_retry, fetch_with_retry
+from autoglm.db import claim_rows, create_pool
 from autoglm.health import Heartbeat, serve_health
 from schemas.answer import Answer, ModelInfo
 from schemas.batch import Batch
 from schemas.question import Question
 from schemas.safety import rules_from_settings
 from schemas.kafka_config import consumer_config, producer_config
-from schemas.rows import INSERT_ANSWER, SELECT_OWNERS, answer_row
+from schemas.rows import CLAIM_ANSWERS, answer_row
 from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter
 from workers.answers import build_answers, error_results, now_ms
 from workers.delivery import Delivery
 from workers.handover import Handover
+from workers.outbox import Outbox
 from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import split_by_cost
 from workers.status import LoadMeter, publish_status
@@ -65,6 +68,7 @@ class BatchWorker:
         self.batches = 0
         self.withheld = 0
         self.chunks = 0
+        self.deliveries = 0  # delivery steps; fewer than polls when polls wait and go together
         self.meter = LoadMeter()
         self.node_id = f"{settings.worker_group_id}-{settings.worker_instance}"
         self.ready = False
@@ -90,27 +94,30 @@ class BatchWorker:
         )
         self.ready = True
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
-        delivering: asyncio.Task | None = None  # the previous poll's database + Kafka step
+
+        async def deliver(polls: list[Polled]) -> None:
+            try:
+                await self._deliver_polls(polls, delivery, pool)
+            finally:
+                for _ in polls:
+                    handover.delivered()
+
+        outbox: Outbox[Polled] = Outbox(deliver, self.settings.worker_max_waiting_polls)
         try:
             while not stop.is_set():
                 self.heartbeat.beat()
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
                 records = [r for recs in polled.values() for r in recs]
                 if not records:
-                    delivering = await _finished(delivering)
                     continue
-                offsets = {tp: recs[-1].offset + 1 for tp, recs in polled.items()}
                 began = time.monotonic()
                 handover.taken()
-                answers = await self._prepare(records)  # reasons while the last poll delivers
-                delivering = await _finished(delivering)  # one poll's transactions at a time, in poll order
-                delivering = asyncio.create_task(self._deliver_polled(answers, delivery, pool, offsets))
-                delivering.add_done_callback(lambda _: handover.delivered())
+                answers = await self._prepare(records)  # reasons while earlier polls deliver
+                await outbox.put(Polled(answers, {tp: recs[-1].offset + 1 for tp, recs in polled.items()}))
                 self.meter.record(time.monotonic() - began)
-            await _finished(delivering)
+            await outbox.drain()
         finally:
-            if delivering is not None and not delivering.done():
-                delivering.cancel()  # only on an error: the batches are redelivered
+            await outbox.close()  # on an error, what was not delivered is redelivered
             handover.abandon()
             self.ready = False
             status.cancel()
@@ -145,20 +152,21 @@ class BatchWorker:
         log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for _, b in batches], "answers": len(answers)})
         return answers
 
-    async def _deliver_polled(
-        self, answers: list[tuple[TopicPartition, Answer]], delivery: Delivery, pool: asyncpg.Pool,
-        offsets: dict[TopicPartition, int],
-    ) -> None:
-        """Rows first (the first batch to answer a question owns it), then the answers this
-        poll owns and its offsets, one transaction per source partition."""
+    async def _deliver_polls(self, polls: list[Polled], delivery: Delivery, pool: asyncpg.Pool) -> None:
+        """Rows first (the first batch to answer a question owns it), then the answers these
+        polls own and their offsets, one transaction per source partition."""
+        answers = [pair for poll in polls for pair in poll.answers]
+        offsets: dict[TopicPartition, int] = {}
+        for poll in polls:  # in poll order: a later poll's offset is the higher one
+            offsets.update(poll.offsets)
         grouped: dict[TopicPartition, list[Answer]] = {}
         if answers:
-            await executemany_with_retry(pool, INSERT_ANSWER, [answer_row(a) for _, a in answers])
-            owners = await fetch_with_retry(pool, SELECT_OWNERS, [a.question_id for _, a in answers])
+            owners = await claim_rows(pool, CLAIM_ANSWERS, [answer_row(a) for _, a in answers])
             for tp, a in answers:
                 if owners.get(a.question_id) == a.batch_id:
                     grouped.setdefault(tp, []).append(a)
         self.answered += await delivery.deliver(grouped, offsets)
+        self.deliveries += 1
 
     async def _decode(self, record: ConsumerRecord) -> Batch | None:
         """The batch in `record`, or None after dead-lettering an undecodable one."""
@@ -235,8 +243,9 @@ class BatchWorker:
         return Reasoned(status="rejected", topic_entity=result.topic_entity, reason=hit.reason)
 
 
-async def _finished(task: asyncio.Task | None) -> None:
-    """Wait for a delivery step (re-raising its error); None when there was none."""
-    if task is not None:
-        await task
-    return None
+@dataclass(frozen=True)
+class Polled:
+    """One poll's answers (each with the partition its batch came from) and its next offsets."""
+
+    answers: list[tuple[TopicPartition, Answer]]
+    offsets: dict[TopicPartition, int]

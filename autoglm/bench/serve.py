@@ -4,7 +4,7 @@
 
 Settings come from the environment (the harness sets the isolated topic prefix and group
 ids). `AUTOGLM_BENCH_REASONER=echo` swaps the reasoner for the instant echo one (smoke
-runs); otherwise it is `workers.reasoner.load_reasoner(settings)`, as in the pipeline.
+runs); otherwise it is `workers.reasoner.load_for_serving(settings)`, as in the pipeline.
 `worker` runs the pipeline's own BatchWorker, used only with the echo reasoner (the
 real pipeline is started through `autoglm run`), and by the experiments, whose workers
 log every reasoner call (`AUTOGLM_BENCH_CALL_LOG`, see autoglm.bench.calls).
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from autoglm.bench.systems import CALL_LOG_ENV
 from autoglm.logs import setup_logging
 from schemas.settings import Settings, get_settings
-from workers.reasoner import Reasoner, load_reasoner
+from workers.reasoner import Reasoner, load_for_serving
 
 KINDS = ("passthrough", "per_message", "faust_take", "worker")
 REASONER_ENV = "AUTOGLM_BENCH_REASONER"
@@ -33,7 +33,7 @@ def load_bench_reasoner(settings: Settings) -> Reasoner:
 
         reasoner: Reasoner = EchoReasoner()
     else:
-        reasoner = load_reasoner(settings)
+        reasoner = load_for_serving(settings)  # every system starts with its models in memory
     call_log = os.environ.get(CALL_LOG_ENV)
     if call_log:
         from pathlib import Path

@@ -202,6 +202,10 @@ class GnnReasoner:
             version=f"gnn-{FORMAT}.{_short_sha(path)}",
         )
 
+    def wait_loaded(self) -> None:
+        """Block until the encoder that loads in the background is in memory."""
+        getattr(self.encoder.encoder, "loaded", lambda: None)()
+
     def prewarm(self) -> int:
         """Fill the encoding cache with the training templates' vectors; returns how many."""
         keys, vectors = self._prefill
