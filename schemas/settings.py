@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     quota_burst: float = 4000.0
     quota_overrides: dict[str, tuple[float, float]] = {}  # service -> (rate, burst), JSON in the env
     health_port: int = 0  # 0: no health endpoint; N: streams on N, worker k on N + k
+    gil_switch_ms: float = 0.5  # sys.setswitchinterval in stream and worker processes (Python's default: 5 ms)
 
     # --- workers --------------------------------------------------------------
     worker_group_id: str = "autoglm-workers"
@@ -84,7 +85,6 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = 10_000
     transaction_gap_ms: float = 3.0  # a producer's next transaction waits this long after a commit (workers.delivery)
     worker_max_batches: int = 128  # records (batches) per poll; polled batches share one reasoner call
-    worker_gil_switch_ms: float = 0.5  # sys.setswitchinterval in a worker (Python's default: 5 ms; measured better)
     worker_max_waiting_polls: int = 4  # reasoned polls waiting for delivery before polling stops (workers.outbox)
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call

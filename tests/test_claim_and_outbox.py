@@ -87,6 +87,8 @@ def test_outbox_raises_a_delivery_error_to_the_consumer_loop() -> None:
             await outbox.drain()
         with pytest.raises(RuntimeError, match="fenced"):
             await outbox.put(2)
+        with pytest.raises(RuntimeError, match="fenced"):
+            outbox.raise_if_failed()  # what the consumer loop checks after an empty poll
         await outbox.close()
 
     asyncio.run(scenario())

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 async def _serve(settings: Settings) -> None:
     # The reasoner thread and the event loop share the GIL; by default a thread waiting for
     # it waits up to 5 ms, and the loop waits after every socket call while a batch reasons.
-    sys.setswitchinterval(settings.worker_gil_switch_ms / 1000)
+    sys.setswitchinterval(settings.gil_switch_ms / 1000)
     reasoner = await asyncio.to_thread(load_for_serving, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

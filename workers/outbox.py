@@ -44,7 +44,7 @@ class Outbox(Generic[T]):
         """Queue a reasoned poll; waits while `limit` polls already wait."""
         async with self._cond:
             await self._cond.wait_for(lambda: len(self._waiting) < self._limit or self._error is not None)
-            self._raise_if_failed()
+            self.raise_if_failed()
             self._waiting.append(item)
             self._undelivered += 1
             self._cond.notify_all()
@@ -53,14 +53,16 @@ class Outbox(Generic[T]):
         """Wait until everything put so far is delivered; raises the delivery error, if any."""
         async with self._cond:
             await self._cond.wait_for(lambda: self._undelivered == 0 or self._error is not None)
-            self._raise_if_failed()
+            self.raise_if_failed()
 
     async def close(self) -> None:
         """Stop the delivery task; what it had not delivered stays uncommitted (redelivered)."""
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
-    def _raise_if_failed(self) -> None:
+    def raise_if_failed(self) -> None:
+        """Raise the delivery error, if any (the consumer loop checks between polls too, so a
+        failure is acted on even when no new poll comes to `put`)."""
         if self._error is not None:
             raise self._error
 

@@ -109,6 +109,7 @@ class BatchWorker:
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
                 records = [r for recs in polled.values() for r in recs]
                 if not records:
+                    outbox.raise_if_failed()
                     continue
                 began = time.monotonic()
                 handover.taken()

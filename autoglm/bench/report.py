@@ -190,7 +190,10 @@ def markdown(result: dict) -> str:
     lines += experiments_report.markdown(result.get("experiments") or {})
     lines += ["", "Notes: (c) also deduplicates, runs the safety gate, writes every answer to PostgreSQL and "
               "produces answers in Kafka transactions; (a) and (b) only consume, answer and produce. Quotas are off "
-              "in all systems. Latency runs from the intended produce time to the harness consuming the answer."]
+              "in all systems. Latency runs from the intended produce time to the harness consuming the answer. "
+              "A maximum counts only when a majority of 3 steps at that rate hold the SLO (the search's own step "
+              "is the first; otherwise 15 % lower is tried); p99 figures at a fixed load are the median of 3 steps; "
+              "between phases the harness waits until the system is idle."]
     return "\n".join(lines) + "\n"
 
 

@@ -5,10 +5,14 @@ probed until each answers; then they are measured one at a time, and each is sto
 once measured, so no system is measured while another one is busy:
 
 1. warm up at a low rate, then estimate capacity with a burst;
-2. search the maximum sustainable throughput at p99 <= SLO (`search.find_max`);
+2. search the maximum sustainable throughput at p99 <= SLO (`search.find_max`), then confirm
+   it: a majority of `runs` steps at that rate must hold the SLO (`confirm.confirm_max`);
 3. measure at the common loads (the maxima of the systems measured before), so every
-   system has a p99 at the same offered load;
-4. pipeline only: 70 % of its maximum, and the search again for a few batch windows.
+   system has a p99 at the same offered load (median of `runs` steps);
+4. pipeline only: 70 % of its maximum (median of `runs` steps), and the search again for a
+   few batch windows.
+Between phases the harness waits until the system is idle, so a failed step's backlog
+does not count against the next one.
 
 Then the selected experiments (autoglm.bench.experiments: adaptive batching, skew and
 routing, cost-aware splitting), each on its own copy of (c), sized by (c)'s maximum.
@@ -29,6 +33,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
 from autoglm.bench.search import SearchPlan, find_max
@@ -68,6 +73,7 @@ class BenchConfig:
     windows: tuple[int, ...]  # batch windows (ms) for the pipeline's window sweep
     window_steps: int
     budget_s: float  # the whole run stops searching after this long
+    runs: int = 3  # steps per confirmed maximum and per fixed-load figure (their median is reported)
     systems: tuple[str, ...] = SYSTEMS
     slo_ms: float = 200.0
     users: int = 100
@@ -82,13 +88,13 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, **kw: object) -> BenchConfig:
-        defaults = dict(mode="quick", step_s=4.0, search=SearchPlan(max_steps=5, refine=1), windows=(10, 100),
+        defaults = dict(mode="quick", step_s=4.0, search=SearchPlan(max_steps=5, refine=1), windows=(5, 50),
                         window_steps=3, budget_s=600.0)
         return cls(**{**defaults, **kw})  # type: ignore[arg-type]
 
     @classmethod
     def full(cls, **kw: object) -> BenchConfig:
-        defaults = dict(mode="full", step_s=8.0, search=SearchPlan(max_steps=7, refine=2), windows=(10, 25, 100),
+        defaults = dict(mode="full", step_s=8.0, search=SearchPlan(max_steps=7, refine=2), windows=(5, 25, 50, 100),
                         window_steps=3, budget_s=1800.0)
         return cls(**{**defaults, **kw})  # type: ignore[arg-type]
 
@@ -203,19 +209,27 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     estimate = await _estimate_capacity(driver, 1000 if system.name == "ceiling" else 200)
     start = max(cfg.search.min_rate, 0.5 * (estimate["throughput_qps"] or 10.0))
     say(f"{system.name}: burst estimate {estimate['throughput_qps']} q/s; searching from {start:.0f} q/s")
-    best, steps = await find_max(_logged(system.name, system, driver, plan), start, cfg.search, clock.left)
-    result: dict = {"capacity_estimate": estimate, "max_throughput_qps": best, "steps": steps,
-                    "at_max": _best_step(steps),
-                    "peak_throughput_qps": max([s["throughput_qps"] for s in steps] + [estimate["throughput_qps"] or 0.0])}
-    say(f"{system.name}: max sustainable {best} q/s")
+    searched, steps = await find_max(_logged(system.name, system, driver, plan), start, cfg.search, clock.left)
+    await _settle(system)  # the search ends on failed steps: their backlog must not reach the next ones
+    best, at_max, confirming = await confirm_max(
+        _logged(system.name, system, driver, plan, "confirm"), _best_step(steps), cfg.runs, clock.left)
+    result: dict = {"capacity_estimate": estimate, "max_throughput_qps": best, "searched_max_qps": searched,
+                    "steps": steps, "confirming_steps": confirming, "at_max": at_max,
+                    "peak_throughput_qps": max([s["throughput_qps"] for s in steps + confirming]
+                                               + [estimate["throughput_qps"] or 0.0])}
+    say(f"{system.name}: max sustainable {best} q/s (search: {searched}; a majority of {cfg.runs} steps must hold)")
     reference = {}
     for other, rate in common.items():
         if clock.left():
-            reference[other] = await _logged(system.name, system, driver, plan, f"at {other} max")(rate)
+            await _settle(system)
+            reference[other], _ = await median_step(
+                _logged(system.name, system, driver, plan, f"at {other} max"), rate, cfg.runs, clock.left)
     result["at_common_loads"] = reference
     if system.name == "pipeline":
         if best and clock.left():
-            result["at_70pct"] = await _logged(system.name, system, driver, plan, "70% of max")(0.7 * best)
+            await _settle(system)
+            result["at_70pct"], result["at_70pct_runs"] = await median_step(
+                _logged(system.name, system, driver, plan, "70% of max"), 0.7 * best, cfg.runs, clock.left)
         overload = max(2 * (best or 0.0), estimate["throughput_qps"] or 0.0) or 2 * start
         result["window_sweep"] = await _window_sweep(system, driver, cfg, clock, best, steps, overload)
     return result
@@ -232,6 +246,12 @@ def _logged(name: str, system: System, driver: Driver, plan: StepPlan, label: st
         return result
 
     return step
+
+
+async def _settle(system: System) -> None:
+    """Wait (at most a minute) until the system's processes are nearly idle: backlog answered."""
+    await wait_quiet({f"{system.name}:{r}": p for r, p in system.pids().items()}, max_pct=15.0, window_s=2.0,
+                     timeout_s=60.0)
 
 
 async def _repeat(name: str, system: System, driver: Driver, rate: float, plan: StepPlan, label: str, failed: dict) -> dict:
