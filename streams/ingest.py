@@ -151,5 +151,7 @@ class Ingest:
 
         log.debug("batch emitted", extra={"batch_id": str(batch.batch_id), "size": len(items), "trigger": trigger})
         # Without a router the key decides the partition; with one, bounded-load hashing does.
-        partition = self.router.choose(f"{cluster.service}/{cluster.user_id}") if self.router else None
+        partition = (
+            self.router.choose(f"{cluster.service}/{cluster.user_id}", weight=len(items)) if self.router else None
+        )
         await self.sink.send_then(self.batch_topic, batch.to_bytes(), cluster.as_key(), ack_all, partition)

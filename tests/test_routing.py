@@ -66,3 +66,15 @@ def test_a_silent_worker_stops_being_a_target() -> None:
     r.update(_status("w1", [0, 1, 2]), now=0)
     r.update(_status("w2", [3, 4, 5]), now=5)
     assert r.targets(now=12) == frozenset({3})
+
+
+def test_load_is_counted_in_questions() -> None:
+    r = BoundedLoadRouter(partitions=6, epsilon=0.25)
+    r.update(_status("w1", [0, 1, 2]), now=0)
+    r.update(_status("w2", [3, 4, 5]), now=0)
+    for i in range(200):  # one user's full batches, everyone else's singletons
+        r.choose("svc/heavy", now=0.001 * i, weight=10)
+        r.choose(f"svc/u{i}", now=0.001 * i + 0.0005)
+    loads = r.loads()
+    assert loads[0] + loads[3] == 200 * 11
+    assert max(loads[0], loads[3]) <= 1.25 * (200 * 11) / 2 + 10
