@@ -20,7 +20,7 @@ from typing import Iterator
 import asyncpg
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from pydantic import SecretStr
 
 from schemas.settings import Settings, get_settings

@@ -18,7 +18,7 @@ from typing import Callable
 
 from aiokafka import AIOKafkaProducer
 
-from autoglm.bench.collect import Collector, Got, Sent
+from autoglm.bench.collect import Collector, Sent
 from autoglm.bench.cpu import CpuMeter, loadavg
 from autoglm.bench.lag import LagSampler
 from autoglm.bench.load import SendStats, send_burst, send_poisson
