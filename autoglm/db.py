@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Any, Sequence, TypeVar
 
 import asyncpg
 
@@ -17,21 +18,31 @@ log = logging.getLogger(__name__)
 RETRYABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
-async def executemany_with_retry(
-    pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]], max_backoff_s: float = 5.0
-) -> None:
-    """Run `sql` for every row in one transaction, retrying connection failures forever."""
+T = TypeVar("T")
+
+
+async def _with_retry(pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]],
+                      max_backoff_s: float = 5.0) -> T:
+    """Run `work` on a pooled connection, retrying connection failures forever (backoff)."""
     delay = 0.1
     while True:
         try:
             async with pool.acquire() as conn:
-                async with conn.transaction():
-                    await conn.executemany(sql, rows)
-            return
+                return await work(conn)
         except RETRYABLE as exc:
             log.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff_s)
+
+
+async def executemany_with_retry(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run `sql` for every row in one transaction, retrying connection failures forever."""
+
+    async def work(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.executemany(sql, rows)
+
+    await _with_retry(pool, work)
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:
@@ -47,21 +58,12 @@ async def create_pool(dsn: str) -> asyncpg.Pool:
     raise RuntimeError(f"PostgreSQL at {dsn.split('@')[-1]} is unreachable: start it with `autoglm up` or set DATABASE_URL")
 
 
-async def claim_rows(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]], max_backoff_s: float = 5.0
-                     ) -> dict[Any, Any]:
+async def claim_rows(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]]) -> dict[Any, Any]:
     """Run a claim statement (schemas.rows.CLAIM_ANSWERS) over `rows` passed as one array per
     column and return {key: owner} from its two-column result, retrying connection failures.
     One statement in autocommit: one round trip and one commit, whatever the number of rows."""
     if not rows:
         return {}
     columns = [list(column) for column in zip(*rows, strict=True)]
-    delay = 0.1
-    while True:
-        try:
-            async with pool.acquire() as conn:
-                found = await conn.fetch(sql, *columns)
-            return {row[0]: row[1] for row in found}
-        except RETRYABLE as exc:
-            log.warning("database unavailable, retrying in %.1fs: %r", delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff_s)
+    found = await _with_retry(pool, lambda conn: conn.fetch(sql, *columns))
+    return {row[0]: row[1] for row in found}

@@ -77,6 +77,8 @@ class Delivery:
         """Close the producers of partitions handed to another worker."""
         async with self._lock:
             gone = [self._owned.pop(p) for p in partitions if p in self._owned]
+            for p in partitions:
+                self._committed_at.pop(p, None)
         await asyncio.gather(*(_close(p) for p in gone))
 
     async def close(self) -> None:

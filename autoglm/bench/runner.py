@@ -211,7 +211,7 @@ async def _measure(system: System, driver: Driver, cfg: BenchConfig, clock: Cloc
     start = max(cfg.search.min_rate, 0.5 * (estimate["throughput_qps"] or 10.0))
     # Steady state before measuring: a process's first minute is slower (first touches of
     # the knowledge base's arrays, allocator and interpreter caches); measured here, the
-    # pipeline's p99 at one load fell from ~210 to ~150 ms over its first 30 s of load.
+    # pipeline's p99 at 150 q/s fell from ~210 to ~170 ms over its first 20 s of load.
     await _settle(system)
     await driver.step(0.6 * start, StepPlan(duration_s=3 * cfg.step_s, slo_ms=cfg.slo_ms, min_samples=0), "warmup")
     await _settle(system)
