@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from autoglm.logs import setup_logging
+from autoglm.processes import terminate
 from schemas.settings import Settings, get_settings
 
 
@@ -51,15 +51,7 @@ def spawn_pipeline(workers: int, reasoner: str | None = None, log_dir: Path | No
 
 def stop_pipeline(procs: list[subprocess.Popen], timeout_s: float = 30.0) -> None:
     """SIGTERM every child, then SIGKILL what has not exited in time."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
+    terminate(procs, timeout_s)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:

@@ -16,10 +16,10 @@ import faust
 import mode
 from aiohttp import web
 
-from schemas.kafka_config import security_config
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, QUESTIONS, topic_name
 from streams.controller import BatchController
+from streams.faust_config import broker_credentials, broker_url
 from streams.feedback import FeedbackIngest
 from streams.ingest import Ingest
 from streams.feeds import feed_latencies, feed_worker_status
@@ -29,28 +29,6 @@ from autoglm.health import serve_health
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
-
-
-def broker_url(settings: Settings) -> str:
-    """Faust wants `kafka://host:port;host:port` for a list of bootstrap servers."""
-    hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
-    return ";".join(f"kafka://{h}" for h in hosts)
-
-
-def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    """The security options of schemas.kafka_config in Faust's form (Faust builds its own clients)."""
-    config = security_config(settings)
-    protocol = config["security_protocol"]
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol == "SSL":
-        return faust.SSLCredentials(config["ssl_context"])
-    return faust.SASLCredentials(
-        username=config["sasl_plain_username"],
-        password=config["sasl_plain_password"],
-        ssl_context=config.get("ssl_context"),  # None: SASL_PLAINTEXT
-        mechanism=config["sasl_mechanism"],
-    )
 
 
 class StreamState(mode.Service):

@@ -8,7 +8,6 @@ share one broker and one database without seeing each other's records.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,11 +17,10 @@ from pathlib import Path
 from typing import Iterator
 
 import asyncpg
-import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
-from pydantic import SecretStr
 
+from autoglm.processes import settings_env
 from schemas.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,21 +34,6 @@ def services() -> Settings:
     settings = get_settings()
     up(settings)
     return settings
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process see exactly `settings`."""
-    env = dict(os.environ)
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None or name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"AUTOGLM_{name.upper()}"] = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
-    env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-    env["AUTOGLM_DATABASE_URL"] = settings.dsn
-    return env
 
 
 @pytest.fixture

@@ -19,35 +19,13 @@ from schemas.question import Question
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, QUESTIONS, topic_name
 from schemas.wire import WireError, decode
-from schemas.kafka_config import security_config
+from streams.faust_config import broker_credentials, broker_url
 from workers.reasoner import Reasoner
 
 log = logging.getLogger(__name__)
 
 TAKE_MAX = 100
 TAKE_WITHIN_S = 0.05
-
-
-def broker_url(settings: Settings) -> str:
-    """Faust wants `kafka://host:port;host:port`."""
-    hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
-    return ";".join(f"kafka://{h}" for h in hosts)
-
-
-def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    """schemas.kafka_config's security options in Faust's form (Faust builds its own clients)."""
-    config = security_config(settings)
-    protocol = config["security_protocol"]
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol == "SSL":
-        return faust.SSLCredentials(config["ssl_context"])
-    return faust.SASLCredentials(
-        username=config["sasl_plain_username"],
-        password=config["sasl_plain_password"],
-        ssl_context=config.get("ssl_context"),
-        mechanism=config["sasl_mechanism"],
-    )
 
 
 def create_app(settings: Settings, reasoner: Reasoner) -> faust.App:

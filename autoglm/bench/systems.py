@@ -12,14 +12,13 @@ Settings reach a child through the environment: the harness's own environment pl
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoglm.processes import settings_env, terminate
 from schemas.settings import REPO_ROOT, Settings
 from schemas.topics import BATCHES, QUESTIONS, topic_name
 
@@ -31,8 +30,6 @@ LABELS = {
     "pipeline": "(c) this system",
 }
 SERVE = [sys.executable, "-m", "autoglm.bench.serve"]
-PINNED_SWITCHES = ("adaptive_batching", "load_aware_routing")
-PINNED_VALUES = ("latency_target_p99_ms", "max_batch_cost", "batch_max_size")
 CALL_LOG_ENV = "AUTOGLM_BENCH_CALL_LOG"  # autoglm.bench.calls: the worker logs every reasoner call there
 CLI = [sys.executable, "-m", "autoglm.cli", "--log-level", "WARNING", "run"]
 
@@ -53,25 +50,9 @@ def isolate(base: Settings, run_id: str, name: str) -> Settings:
 
 
 def child_env(settings: Settings, echo: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "AUTOGLM_TOPIC_PREFIX": settings.topic_prefix,
-            "AUTOGLM_STREAM_APP_ID": settings.stream_app_id,
-            "AUTOGLM_WORKER_GROUP_ID": settings.worker_group_id,
-            "AUTOGLM_QUOTA_RATE_PER_S": str(settings.quota_rate_per_s),
-            "AUTOGLM_HEALTH_PORT": str(settings.health_port),
-            "AUTOGLM_BATCH_WINDOW_MS": str(settings.batch_window_ms),
-            "AUTOGLM_REASONER": settings.reasoner,
-            "AUTOGLM_PARTITIONS": str(settings.partitions),
-        }
-    )
-    for name in PINNED_SWITCHES:  # the harness's settings decide, not a stray variable
-        if name in Settings.model_fields:
-            env[f"AUTOGLM_{name.upper()}"] = "true" if getattr(settings, name) else "false"
-    for name in PINNED_VALUES:
-        if name in Settings.model_fields:
-            env[f"AUTOGLM_{name.upper()}"] = str(getattr(settings, name))
+    """Every setting of the system under test, pinned (a stray variable in the harness's
+    environment must not change what is measured), and the bench's echo reasoner or not."""
+    env = settings_env(settings)
     if echo:
         env["AUTOGLM_BENCH_REASONER"] = "echo"
     else:
@@ -136,14 +117,14 @@ class System:
         """Pipeline only: a new stream processor with `update` applied to its settings."""
         self.settings = self.settings.model_copy(update=update)
         proc = self.procs.pop("streams")
-        _terminate([proc], timeout_s=30)
+        terminate([proc], timeout_s=30)
         self._spawn("streams", CLI + ["--streams-only"])
 
     def restart_workers_with(self, update: dict) -> None:
         """Pipeline only: new worker processes with `update` applied (they load the model again)."""
         self.settings = self.settings.model_copy(update=update)
         roles = [r for r in self.procs if r.startswith("worker")]
-        _terminate([self.procs.pop(r) for r in roles], timeout_s=30)
+        terminate([self.procs.pop(r) for r in roles], timeout_s=30)
         for role in roles:
             self._spawn(role, self._worker_cmd())
 
@@ -175,7 +156,7 @@ class System:
         return {"pipeline": self.settings.batch_max_size, "faust_take": 100, "per_message": 1}.get(self.name)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        _terminate(list(self.procs.values()), timeout_s)
+        terminate(list(self.procs.values()), timeout_s)
         self.procs.clear()
 
 
@@ -187,17 +168,3 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def _terminate(procs: list[subprocess.Popen], timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL whatever has not exited within `timeout_s`."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()

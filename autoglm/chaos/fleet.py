@@ -9,7 +9,6 @@ without being told to is a crash: `reap` records it and restarts the slot, as a 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from autoglm.processes import settings_env
 from schemas.settings import REPO_ROOT, Settings
 
 
@@ -30,18 +30,6 @@ def _bound_to_us(cmd: list[str]) -> list[str]:
     it (not Linux), children are still stopped by `stop_all` on any orderly exit."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process see exactly `settings`."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None or name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
-            continue
-        env[f"AUTOGLM_{name.upper()}"] = str(value)
-    env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-    env["AUTOGLM_DATABASE_URL"] = settings.dsn
-    return env
 
 
 @dataclass
@@ -67,7 +55,7 @@ class Fleet:
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
-        self.env = child_env(settings)
+        self.env = settings_env(settings)
         self.log_dir = log_dir
         self.slots: dict[str, Slot] = {}
         self.crashes: list[Crash] = []

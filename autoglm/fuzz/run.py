@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,9 +26,9 @@ from pathlib import Path
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import SecretStr
 
 from autoglm.kafka_meta import partitions_of
+from autoglm.processes import settings_env
 from autoglm.fuzz.cases import FEEDBACK, QUESTIONS, Case, expected_by_decoder, generate
 from schemas.answer import Answer
 from schemas.dead_letter import DeadLetter
@@ -51,19 +50,8 @@ def isolated(settings: Settings) -> Settings:
 
 
 def child_env(settings: Settings, name: str) -> dict[str, str]:
-    """The environment that makes a child process see exactly `settings`."""
-    env = dict(os.environ)
-    for field_name in type(settings).model_fields:
-        value = getattr(settings, field_name)
-        if value is None or field_name in ("kafka_bootstrap_servers", "database_url", "worker_instance"):
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"AUTOGLM_{field_name.upper()}"] = orjson.dumps(value).decode() if isinstance(value, (dict, list)) else str(value)
-    env["AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-    env["AUTOGLM_DATABASE_URL"] = settings.dsn
-    env["AUTOGLM_WORKER_INSTANCE"] = name
-    return env
+    """The environment that makes a child process see exactly `settings`, as slot `name`."""
+    return {**settings_env(settings), "AUTOGLM_WORKER_INSTANCE": name}
 
 
 class Fleet:
