@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
     reasoner: str = "gnn"  # or "baseline": template kNN paths, kept as the comparison
+    reasoner_process: bool = True  # worker: the reasoner runs in a child process (workers/reasoner_process.py: no GIL shared with the event loop)
     gnn_checkpoint: Path | None = None  # default: the committed workers/checkpoints/gnn.pt
     encode_cache_size: int = 50_000  # entity-masked question -> vector, bounded LRU
     subgraph_cache_size: int = 0  # (topic entity, hop relations) -> subgraph LRU entries; 0: off (measured: pays only above ~70% repeats)

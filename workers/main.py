@@ -18,16 +18,17 @@ from aiokafka.errors import KafkaError
 
 from schemas.settings import Settings
 from workers.reasoner import load_for_serving
+from workers.reasoner_process import serving_reasoner
 from workers.service import BatchWorker
 
 log = logging.getLogger(__name__)
 
 
 async def _serve(settings: Settings) -> None:
-    # The reasoner thread and the event loop share the GIL; by default a thread waiting for
-    # it waits up to 5 ms, and the loop waits after every socket call while a batch reasons.
+    # The reasoner's thread (which only waits, when the reasoner runs in its own process)
+    # and the event loop share the GIL; by default a thread waiting for it waits up to 5 ms.
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
-    reasoner = await asyncio.to_thread(load_for_serving, settings)
+    reasoner = await asyncio.to_thread(serving_reasoner, settings, load_for_serving)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -39,7 +40,12 @@ async def _serve(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    await _serve_until_stopped(BatchWorker(settings, reasoner), stop)
+    try:
+        await _serve_until_stopped(BatchWorker(settings, reasoner), stop)
+    finally:
+        close = getattr(reasoner, "close", None)
+        if close is not None:
+            close()
 
 
 async def _serve_until_stopped(worker: BatchWorker, stop: asyncio.Event, max_backoff_s: float = 30.0) -> None:

@@ -49,7 +49,7 @@ from workers.delivery import Delivery
 from workers.handover import Handover
 from workers.outbox import Outbox
 from workers.reasoner import Reasoned, Reasoner
-from workers.splitting import split_by_cost
+from workers.splitting import answer_within_budget
 from workers.status import LoadMeter, publish_status
 
 log = logging.getLogger(__name__)
@@ -219,18 +219,10 @@ class BatchWorker:
 
     def _answer_within_budget(self, questions: list[Question]) -> list[Reasoned]:
         """One reasoner call, or several when the estimated cost exceeds the budget
-        (`AUTOGLM_MAX_BATCH_COST`; reasoners that cannot estimate are never split)."""
-        estimate = getattr(self.reasoner, "estimate_costs", None)
-        if estimate is None or self.settings.max_batch_cost <= 0:
-            return self.reasoner.answer_batch(questions)
-        costs = estimate(questions)
-        chunks = split_by_cost(questions, costs, [q.ts for q in questions], self.settings.max_batch_cost)
-        self.chunks += len(chunks)
-        results: list[Reasoned | None] = [None] * len(questions)
-        for chunk in chunks:
-            for i, result in zip(chunk, self.reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+        (`AUTOGLM_MAX_BATCH_COST`; `workers.splitting`)."""
+        results, chunks = answer_within_budget(self.reasoner, questions, self.settings.max_batch_cost)
+        self.chunks += chunks
+        return results
 
     def _comply(self, result: Reasoned, question: Question) -> Reasoned:
         """Withhold an answer that breaks an output rule; say which rule."""

@@ -11,7 +11,11 @@ prepared for the estimate as it is (no re-assembly of the subgraph union).
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from typing import TYPE_CHECKING, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    from schemas.question import Question
+    from workers.reasoner import Reasoned, Reasoner
 
 T = TypeVar("T")
 
@@ -34,3 +38,20 @@ def split_by_cost(items: Sequence[T], costs: Sequence[float], ages: Sequence[int
     if current:
         chunks.append(current)
     return chunks
+
+
+def answer_within_budget(
+    reasoner: "Reasoner", questions: "Sequence[Question]", budget: float
+) -> "tuple[list[Reasoned], int]":
+    """The reasoner's results for `questions` in order, from one call, or from one call per
+    chunk when the estimated cost exceeds `budget` (reasoners that cannot estimate, and a
+    budget <= 0, are never split); also returns the number of calls made."""
+    estimate = getattr(reasoner, "estimate_costs", None)
+    if estimate is None or budget <= 0:
+        return reasoner.answer_batch(questions), 1
+    chunks = split_by_cost(questions, estimate(questions), [q.ts for q in questions], budget)
+    results: "list[Reasoned | None]" = [None] * len(questions)
+    for chunk in chunks:
+        for i, result in zip(chunk, reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
+            results[i] = result
+    return [r for r in results if r is not None], len(chunks)

@@ -69,19 +69,22 @@ def main(argv: list[str]) -> int:
 
         until_signal(lambda stop: relay(settings, stop))
         return 0
+    if kind == "worker":  # the pipeline's worker: its reasoner in a child process, as `autoglm run` does
+        from workers.reasoner_process import serving_reasoner
+        from workers.service import BatchWorker
+
+        reasoner = serving_reasoner(settings, load_bench_reasoner)
+        until_signal(lambda stop: BatchWorker(settings, reasoner).run(stop))
+        return 0
     reasoner = load_bench_reasoner(settings)
     if kind == "per_message":
         from autoglm.bench.per_message import serve
 
         until_signal(lambda stop: serve(settings, reasoner, stop))
-    elif kind == "faust_take":
+    else:
         from autoglm.bench.faust_take import run
 
         run(settings, reasoner)
-    else:
-        from workers.service import BatchWorker
-
-        until_signal(lambda stop: BatchWorker(settings, reasoner).run(stop))
     return 0
 
 
