@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
+
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -18,25 +20,37 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of `pid` and of each of its descendants (a worker's reasoner process
+    is its child: its reasoning counts as the worker's), by pid; {} when `pid` is gone."""
+    try:
+        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return {}
+    return {p: used for p in pids if (used := cpu_seconds(p)) is not None}
+
+
 class CpuMeter:
-    """Per-process CPU use between `start()` and `stop()`, in % of one core."""
+    """CPU use of each process and its descendants between `start()` and `stop()`, in % of
+    one core (a descendant started meanwhile is not counted)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._t0 = 0.0
-        self._c0: dict[str, float | None] = {}
+        self._c0: dict[str, dict[int, float]] = {}
 
     def start(self) -> None:
         self._t0 = time.monotonic()
-        self._c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._c0 = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
 
     def stop(self) -> dict[str, float]:
         elapsed = max(1e-6, time.monotonic() - self._t0)
         out = {}
         for name, pid in self.pids.items():
-            before, after = self._c0.get(name), cpu_seconds(pid)
-            if before is not None and after is not None:
-                out[name] = round(100 * (after - before) / elapsed, 1)
+            before, after = self._c0.get(name, {}), tree_cpu_seconds(pid)
+            if pid in before and pid in after:
+                used = sum(after[p] - before[p] for p in after if p in before)
+                out[name] = round(100 * used / elapsed, 1)
         return out
 
 
