@@ -73,7 +73,7 @@ class DeliverySink:
             try:
                 return await self._producer.send(topic, value=value, key=key, partition=partition), generation
             except KafkaError as exc:
-                await backoff.before_retry(exc, "send refused", lambda: self._replace_if_dead(generation, exc))
+                await backoff.before_retry(exc, "send refused", lambda failure: self._replace_if_dead(generation, failure))
 
     async def _confirm(
         self, sent: tuple["asyncio.Future[object]", int], on_delivered: OnDelivered,
@@ -91,7 +91,7 @@ class DeliverySink:
                     break
                 except KafkaError as exc:
                     # only a failure of the current producer may replace it (not a late one of its predecessor)
-                    await backoff.before_retry(exc, "produce failed", lambda: self._replace_if_dead(generation, exc))
+                    await backoff.before_retry(exc, "produce failed", lambda failure: self._replace_if_dead(generation, failure))
                     delivery, generation = await resend()
             await on_delivered()
         except Exception as exc:  # the source stays unacknowledged and will be redelivered
@@ -161,12 +161,12 @@ class _Backoff:
         self.delay = 0.2
         self.waited = 0.0
 
-    async def before_retry(self, exc: KafkaError, what: str, repair: Callable[[], Awaitable[None]]) -> None:
-        """Raise `exc` when the budget is spent; else log, run `repair` and sleep."""
+    async def before_retry(self, exc: KafkaError, what: str, repair: Callable[[KafkaError], Awaitable[None]]) -> None:
+        """Raise `exc` when the budget is spent; else log, run `repair(exc)` and sleep."""
         if self.waited >= self.budget_s:
             raise exc
         log.warning("%s, retrying in %.1fs: %r", what, self.delay, exc)
-        await repair()
+        await repair(exc)
         await asyncio.sleep(self.delay)
         self.waited += self.delay
         self.delay = min(self.delay * 2, 5.0)
