@@ -5,8 +5,8 @@ the GIL; when it ran in a thread of the worker, the worker's event loop (Kafka f
 the database claim, the transaction's five round trips) had to win the GIL back after
 every socket call. A profile at 60 questions/s found the loop's main thread in
 `socket.send` 14 % of the time, waiting for the GIL, not the kernel. Side by side,
-alternating (fixed-rate driver, 6 rounds): p99 at 150 q/s 176 ms with the child vs 261 ms
-with a thread (medians over rounds); no gain at 60 q/s (README, "The reasoner in its own
+alternating runs (fixed-rate driver, 6 steps per mode): p99 at 150 q/s 176 ms with the
+child vs 261 ms with a thread (medians over steps); no gain at 60 q/s (README, "The reasoner in its own
 process").
 
 The child loads the model once (`loader(settings)`, e.g. `load_for_serving`) and lives as
