@@ -51,7 +51,6 @@ class ReasonerProcess:
         self.loader = loader
         self.name = "?"
         self.version = "?"
-        self.chunks = 0
         self._stats: dict[str, dict] = {}
         self._pool: ProcessPoolExecutor | None = None
 
@@ -70,13 +69,12 @@ class ReasonerProcess:
         """One call in the child (split there by cost when over `AUTOGLM_MAX_BATCH_COST`)."""
         assert self._pool is not None, "call start() first"
         try:
-            results, chunks, self._stats = self._pool.submit(_answer, list(questions)).result()
+            results, self._stats = self._pool.submit(_answer, list(questions)).result()
         except BrokenProcessPool:
             log.error("the reasoner process died; starting a new one and retrying the call once")
             self._pool.shutdown(wait=False, cancel_futures=True)
             self.start()
-            results, chunks, self._stats = self._pool.submit(_answer, list(questions)).result()
-        self.chunks += chunks
+            results, self._stats = self._pool.submit(_answer, list(questions)).result()
         return results
 
     def cache_stats(self) -> dict[str, dict]:
@@ -127,7 +125,7 @@ def _describe() -> tuple[str, str, dict[str, dict]]:
     return _child.name, _child.version, _stats()
 
 
-def _answer(questions: list[Question]) -> tuple[list[Reasoned], int, dict[str, dict]]:
+def _answer(questions: list[Question]) -> tuple[list[Reasoned], dict[str, dict]]:
     assert _child is not None, "the initializer loads the reasoner"
-    results, chunks = answer_within_budget(_child, questions, _max_batch_cost)
-    return results, chunks, _stats()
+    results, _ = answer_within_budget(_child, questions, _max_batch_cost)
+    return results, _stats()
