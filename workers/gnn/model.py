@@ -37,6 +37,8 @@ each node's highest-attention in-edge back to layer 0 gives its reasoning path.
 
 from __future__ import annotations
 
+import tempfile
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
@@ -65,10 +67,7 @@ class QuestionGAT(nn.Module):
         self.hop = nn.Embedding(max_hops + 1, hidden)
         self.relevance = nn.Parameter(torch.zeros(hidden))
         self.film = nn.ModuleList(nn.Linear(hidden, 2 * hidden) for _ in range(layers))
-        self.convs = nn.ModuleList(
-            GATv2Conv(hidden, hidden // heads, heads=heads, edge_dim=hidden, add_self_loops=False)
-            for _ in range(layers)
-        )
+        self.convs = nn.ModuleList(_gatv2(hidden, heads) for _ in range(layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.readout = nn.Sequential(nn.Linear(2 * hidden + node_dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
@@ -101,3 +100,21 @@ class QuestionGAT(nn.Module):
             alpha = attention.mean(dim=1)  # (E,), kept from the last layer
         logits = self.readout(torch.cat([h, u_node, x], dim=1)).squeeze(1)  # (V,)
         return logits, alpha
+
+
+def _gatv2(hidden: int, heads: int) -> GATv2Conv:
+    """A GATv2 layer whose generated code leaves no file behind.
+
+    The first GATv2Conv of a process renders its `propagate` and `edge_updater` from
+    templates into `tempfile.NamedTemporaryFile(delete=False)` and imports them
+    (torch_geometric.template): two files in /tmp per process, never deleted, so every
+    worker start, test and benchmark run left two more (1,272 after a few days here).
+    The code is imported at construction and not read again, so it is rendered into a
+    private folder that is removed at once."""
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="autoglm-pyg-") as folder:
+        tempfile.tempdir = folder
+        try:
+            return GATv2Conv(hidden, hidden // heads, heads=heads, edge_dim=hidden, add_self_loops=False)
+        finally:
+            tempfile.tempdir = saved
