@@ -20,11 +20,21 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
-def tree_cpu_seconds(pid: int) -> dict[int, float]:
+def tree_cpu_seconds(pid: int, exclude: frozenset[int] = frozenset()) -> dict[int, float]:
     """CPU seconds of `pid` and of each of its descendants (a worker's reasoner process
-    is its child: its reasoning counts as the worker's), by pid; {} when `pid` is gone."""
+    is its child: its reasoning counts as the worker's), by pid; {} when `pid` is gone.
+    A descendant in `exclude` is measured on its own, so it and its subtree are skipped
+    (the harness starts the systems it measures: they are not the harness's CPU)."""
+    pids: list[int] = []
+    todo = [pid]
     try:
-        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        while todo:
+            current = todo.pop()
+            pids.append(current)
+            todo += [c.pid for c in psutil.Process(current).children() if c.pid not in exclude]
+    except psutil.NoSuchProcess:
+        if not pids or pids[0] != pid:
+            return {}
     except psutil.Error:
         return {}
     return {p: used for p in pids if (used := cpu_seconds(p)) is not None}
@@ -32,22 +42,27 @@ def tree_cpu_seconds(pid: int) -> dict[int, float]:
 
 class CpuMeter:
     """CPU use of each process and its descendants between `start()` and `stop()`, in % of
-    one core (a descendant started meanwhile is not counted)."""
+    one core (a descendant started meanwhile is not counted, nor one that is itself in
+    `pids`: it has its own row)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._t0 = 0.0
         self._c0: dict[str, dict[int, float]] = {}
 
+    def _tree(self, name: str) -> dict[int, float]:
+        pid = self.pids[name]
+        return tree_cpu_seconds(pid, frozenset(p for p in self.pids.values() if p != pid))
+
     def start(self) -> None:
         self._t0 = time.monotonic()
-        self._c0 = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._c0 = {name: self._tree(name) for name in self.pids}
 
     def stop(self) -> dict[str, float]:
         elapsed = max(1e-6, time.monotonic() - self._t0)
         out = {}
         for name, pid in self.pids.items():
-            before, after = self._c0.get(name, {}), tree_cpu_seconds(pid)
+            before, after = self._c0.get(name, {}), self._tree(name)
             if pid in before and pid in after:
                 used = sum(after[p] - before[p] for p in after if p in before)
                 out[name] = round(100 * used / elapsed, 1)
