@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     batch_window_ms: int = 10  # measured: clusters of (service, user) rarely fill, so a longer window only waits
     batch_max_size: int = 100
     batch_max_bytes: int = 10 * 1024
+    batch_min_expected: float = 0.5  # a cluster's buffer waits its window only if its recent rate predicts this many more questions in it; 0: always wait (streams.arrivals)
+    batch_arrival_keys: int = 100_000  # clusters whose arrival rate is remembered (LRU)
     max_buffered_questions: int = 20_000
     produce_retry_s: float = 300.0  # the stream processor re-sends this long while the broker is away
     dedup_capacity: int = 200_000

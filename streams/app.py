@@ -73,6 +73,7 @@ class StreamState(mode.Service):
         return {
             **c.__dict__,
             "buffered": self.ingest.batcher.buffered,
+            "waits_skipped": self.ingest.batcher.skipped_waits,
             "controller": self.controller.snapshot() if self.controller else None,
             "routing": {"loads": self.router.loads(), "spilled": self.router.spilled,
                         "targets": sorted(self.router.targets())} if self.router else None,

@@ -11,6 +11,11 @@ when the first of these happens:
 Window and maximum size can differ per key (the adaptive controller tunes them per
 service), so deadlines are kept in a heap: the timer sleeps until the earliest one.
 A heap entry whose buffer has already closed (count/bytes) is skipped when popped.
+A buffer waits its window only when company is likely: when the key's recent arrival
+rate predicts fewer than `min_expected` more requests within the window
+(`streams.arrivals`), the first request is emitted at once (trigger "time": its window is
+zero). A key without history waits, as before.
+
 Emission is handed to `emit`, which owns producing the batch and acknowledging the
 source records only after the produce succeeded.
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
 from schemas.batch import Trigger
+from streams.arrivals import ArrivalGaps
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -49,10 +55,16 @@ class KeyedBatcher(Generic[K, T]):
     """Groups items by key and hands each closed group to `emit`."""
 
     def __init__(
-        self, emit: Emit, window_s: float, max_size: int, max_bytes: int, limits: Limits | None = None
+        self, emit: Emit, window_s: float, max_size: int, max_bytes: int, limits: Limits | None = None,
+        min_expected: float = 0.0, arrival_keys: int = 100_000,
     ) -> None:
         if max_size < 1 or max_bytes < 1 or window_s <= 0:
             raise ValueError("batch window, size and bytes limits must be positive")
+        if min_expected < 0:
+            raise ValueError("min_expected must be >= 0 (0: every buffer waits its window)")
+        self.min_expected = min_expected
+        self.arrivals: ArrivalGaps[K] = ArrivalGaps(arrival_keys)
+        self.skipped_waits = 0  # buffers emitted at once: no company expected
         self._emit = emit
         self.window_s = window_s
         self.max_size = max_size
@@ -85,23 +97,39 @@ class KeyedBatcher(Generic[K, T]):
 
     async def add(self, key: K, item: T, nbytes: int) -> None:
         """Buffer one item; emits at once when a count or bytes limit is reached."""
+        now = time.monotonic()
+        self.arrivals.observe(key, now)
         buf = self._buffers.get(key)
         if buf is not None and buf.items and buf.nbytes + nbytes > self.max_bytes:
             await self._close(key, "bytes")  # adding would overflow: ship what is there
             buf = None
+        alone = False
         if buf is None:
             window, size = self.limits_for(key)
-            buf = Buffer(deadline=time.monotonic() + window, max_size=size)
+            alone = window > 0 and self._no_company(key, window)
+            buf = Buffer(deadline=now + window, max_size=size)
             self._buffers[key] = buf
-            heapq.heappush(self._deadlines, (buf.deadline, next(self._seq), key, buf))
-            self._wakeup.set()
+            if not alone:
+                heapq.heappush(self._deadlines, (buf.deadline, next(self._seq), key, buf))
+                self._wakeup.set()
         buf.items.append(item)
         buf.nbytes += nbytes
         self.buffered += 1
-        if len(buf.items) >= buf.max_size:
+        if alone:
+            self.skipped_waits += 1
+            await self._close(key, "time")  # its window is zero: waiting would only add latency
+        elif len(buf.items) >= buf.max_size:
             await self._close(key, "count")
         elif buf.nbytes >= self.max_bytes:
             await self._close(key, "bytes")
+
+    def _no_company(self, key: K, window_s: float) -> bool:
+        """Whether the key's recent rate predicts fewer than `min_expected` more requests
+        within the window (never without an estimate)."""
+        if self.min_expected <= 0:
+            return False
+        expected = self.arrivals.expected_within(key, window_s)
+        return expected is not None and expected < self.min_expected
 
     async def _close(self, key: K, trigger: Trigger) -> None:
         buf = self._buffers.pop(key)

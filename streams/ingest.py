@@ -92,6 +92,8 @@ class Ingest:
             max_size=settings.batch_max_size,
             max_bytes=settings.batch_max_bytes,
             limits=(lambda key: controller.limits(key.service)) if controller else None,
+            min_expected=settings.batch_min_expected,
+            arrival_keys=settings.batch_arrival_keys,
         )
 
     async def handle(self, key: bytes | None, value: bytes | None, partition: int, offset: int, ack: Ack) -> None:

@@ -89,3 +89,49 @@ async def test_per_key_limits_from_the_controller() -> None:
     await asyncio.sleep(0.2)
     timer.cancel()
     assert rec.emitted[-1] == ("slow", [1], "time")
+
+
+async def test_a_cold_key_skips_the_window_and_a_busy_one_waits() -> None:
+    """A key whose recent rate predicts no company within the window is emitted at once; a
+    new key (no estimate) and a busy key wait their window as before."""
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=0.05, max_size=100, max_bytes=10**9, min_expected=0.5)
+    timer = asyncio.create_task(b.run_timer())
+    await b.add("cold", 1, 1)  # no estimate yet: waits
+    await asyncio.sleep(0.3)  # the window passes; the next gap is 6 windows
+    await b.add("cold", 2, 1)  # predicted 0.05 / 0.3 = 0.17 more within the window: no wait
+    assert rec.emitted == [("cold", [1], "time"), ("cold", [2], "time")]
+    assert b.skipped_waits == 1 and b.buffered == 0
+    for i in range(3):  # a burst: gaps far below the window
+        await b.add("busy", 10 + i, 1)
+    await b.add("busy", 13, 1)
+    await asyncio.sleep(0.2)
+    timer.cancel()
+    assert rec.emitted[2:] == [("busy", [10, 11, 12, 13], "time")]
+    assert b.skipped_waits == 1
+
+
+async def test_min_expected_zero_always_waits() -> None:
+    rec = Recorder()
+    b = KeyedBatcher(rec, window_s=0.02, max_size=100, max_bytes=10**9, min_expected=0.0)
+    timer = asyncio.create_task(b.run_timer())
+    for i in range(2):
+        await b.add("k", i, 1)
+        await asyncio.sleep(0.15)
+    timer.cancel()
+    assert rec.emitted == [("k", [0], "time"), ("k", [1], "time")] and b.skipped_waits == 0
+
+
+def test_arrival_gaps_smooth_and_stay_bounded() -> None:
+    from streams.arrivals import ArrivalGaps
+
+    gaps: ArrivalGaps[str] = ArrivalGaps(capacity=2, alpha=0.5)
+    gaps.observe("a", 0.0)
+    assert gaps.expected_within("a", 0.01) is None  # one arrival: no gap yet
+    gaps.observe("a", 1.0)
+    assert gaps.expected_within("a", 0.5) == pytest.approx(0.5)  # gap 1 s
+    gaps.observe("a", 1.2)  # gap 0.2 s: smoothed 0.6 s
+    assert gaps.expected_within("a", 0.6) == pytest.approx(1.0)
+    gaps.observe("b", 2.0)
+    gaps.observe("c", 3.0)  # over capacity: the least recent key ("a") is forgotten
+    assert len(gaps) == 2 and gaps.expected_within("a", 1.0) is None
