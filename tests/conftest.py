@@ -37,9 +37,10 @@ def services() -> Settings:
 
 
 @pytest.fixture
-def isolated(services: Settings, request: pytest.FixtureRequest) -> Settings:
-    """Settings with a private topic prefix, app id and group id; topics created."""
-    from autoglm.services.kafka import ensure_topics
+def isolated(services: Settings, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings with a private topic prefix, app id and group id; topics created, and
+    deleted after the test (the suite used to leave ~100 topics per run on the broker)."""
+    from autoglm.services.kafka import delete_topics, ensure_topics
 
     tag = f"t{uuid.uuid4().hex[:8]}"
     settings = services.model_copy(
@@ -51,7 +52,8 @@ def isolated(services: Settings, request: pytest.FixtureRequest) -> Settings:
         }
     )
     ensure_topics(settings)
-    return settings
+    yield settings
+    delete_topics(settings)
 
 
 class Pipeline:

@@ -232,3 +232,34 @@ async def test_pgvector_is_available() -> None:
     if version is None and os.environ.get("DATABASE_URL"):
         pytest.skip("the external PostgreSQL has no pgvector")
     assert version is not None, "pgvector missing from the embedded PostgreSQL"
+
+
+def test_a_runs_private_topics_are_deleted_by_prefix(services: Settings) -> None:
+    """Tests, benchmarks and chaos runs remove their topics; the system's own are never named."""
+    import uuid
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from autoglm.services._sync import run_sync
+    from autoglm.services.kafka import delete_topics, ensure_topics
+    from schemas.kafka_config import common_config
+    from schemas.topics import topic_specs
+
+    mine = services.model_copy(update={"topic_prefix": f"del{uuid.uuid4().hex[:8]}-", "partitions": 1})
+    created = set(ensure_topics(mine))
+    assert created == {spec.name for spec in topic_specs(mine)}
+    assert set(delete_topics(mine)) == created
+
+    async def names() -> set[str]:
+        admin = AIOKafkaAdminClient(**common_config(services))
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    left = run_sync(names())
+    assert not created & left
+    assert {spec.name for spec in topic_specs(services)} <= left  # the system's topics stay
+    with pytest.raises(ValueError, match="without a prefix"):
+        delete_topics(services.model_copy(update={"topic_prefix": ""}))  # would name the system's topics

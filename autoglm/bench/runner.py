@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 
 from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
@@ -41,8 +40,7 @@ from autoglm.bench.search import SearchPlan, find_max
 from autoglm.bench.services import service_pids
 from autoglm.bench.systems import SYSTEMS, System, isolate
 from autoglm.bench.workload import Workload
-from autoglm.services.kafka import ensure_topics_async, kafka_pid
-from schemas.kafka_config import common_config
+from autoglm.services.kafka import delete_topics_async, ensure_topics_async, kafka_pid
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -333,13 +331,7 @@ async def _window_sweep(
 
 async def _delete_topics(base: Settings, run_id: str) -> None:
     """Remove this run's topics (a benchmark leaves the broker as it found it)."""
-    admin = AIOKafkaAdminClient(**common_config(base))
     try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{run_id}-")]
-        if mine:
-            await admin.delete_topics(mine)
+        await delete_topics_async(base, f"{run_id}-")
     except Exception as exc:  # noqa: BLE001 - leftovers are harmless; say so and go on
         say(f"could not delete topics of {run_id}: {exc!r}")
-    finally:
-        await admin.close()

@@ -24,7 +24,7 @@ from autoglm.chaos.fleet import Fleet
 from autoglm.chaos.load import Ask, Sender, metaqa_asks
 from autoglm.chaos.verify import Tally, tally
 from autoglm.chaos.watch import AnswerWatcher, Lag
-from autoglm.services.kafka import ensure_topics_async
+from autoglm.services.kafka import delete_topics_async, ensure_topics_async
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, BATCHES, QUESTIONS, topic_name
 
@@ -98,6 +98,7 @@ class PipelineRun:
             await asyncio.gather(*run._tasks, return_exceptions=True)
             await asyncio.to_thread(run.fleet.stop_all)
             await run.lag.stop()
+            await delete_topics_async(settings)  # the tally is taken; the logs stay in log_dir
 
     # --- processes -------------------------------------------------------------------------
 

@@ -335,19 +335,6 @@ def run(settings: Settings, n: int, seed: int, workers: int = 1, known_bugs: boo
     return summary
 
 
-async def _delete_topics(settings: Settings) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from schemas.topics import topic_specs
-
-    admin = AIOKafkaAdminClient(**common_config(settings))
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in topic_specs(settings)])
-    finally:
-        await admin.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="autoglm fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="records to generate (both topics)")
@@ -359,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path)
     args = parser.parse_args(argv)
     from autoglm.services import up
-    from autoglm.services.kafka import ensure_topics
+    from autoglm.services.kafka import delete_topics, ensure_topics
 
     base = get_settings()
     with contextlib.redirect_stdout(sys.stderr):
@@ -372,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(settings, args.n, args.seed, args.workers, args.known_bugs, args.timeout, args.log_dir)
     finally:
         if not args.keep_topics:
-            asyncio.run(_delete_topics(settings))
+            delete_topics(settings)
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0 if summary["ok"] else 1
 
