@@ -54,21 +54,7 @@ java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | hea
 
 CP="$(resolve_classpath)"
 
-# Sized to the machine. Kafka's defaults (3 network, 8 I/O request threads, the G1 collector
-# with its concurrent threads) are for a server; on this project's 2-core machine they
-# compete with the pipeline for the same cores. Measured at 120-200 q/s through the whole
-# pipeline, same machine, alternating, after a 90-s warm-up: with 1 network and 2 I/O
-# threads and the serial collector the broker used 40-46 % of a core instead of 45-55 %,
-# and the pipeline's p99 at 200 q/s was 164-172 ms instead of 673-763 ms (2 runs each).
-cpus="$(nproc 2>/dev/null || echo 2)"
-io_threads=$(( cpus < 2 ? 2 : (cpus > 8 ? 8 : cpus) ))
-network_threads=$(( cpus <= 4 ? 1 : (cpus <= 8 ? 2 : 3) ))
-{
-  cat "$HERE/server.properties"
-  echo "log.dirs=$DATA_DIR"
-  echo "num.io.threads=$io_threads"
-  echo "num.network.threads=$network_threads"
-} >"$CONFIG"
+{ cat "$HERE/server.properties"; echo "log.dirs=$DATA_DIR"; } >"$CONFIG"
 LOG4J="-Dlog4j2.configurationFile=$HERE/log4j2.properties"
 
 # Keep the log bounded across many restarts.
@@ -84,8 +70,8 @@ if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
 fi
 
 read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx1G}"
-if (( cpus <= 4 )); then gc=(-XX:+UseSerialGC); else gc=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20); fi
-jvm=("${heap[@]}" "${gc[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "$LOG4J")
+jvm=("${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+     -Djava.awt.headless=true "$LOG4J")
 # Own session (setsid) so a Ctrl-C or a killed process group of the caller leaves the broker up;
 # the inner shell writes its own pid and execs java, so the pid file names the JVM itself.
 # shellcheck disable=SC2016 # $$ and $@ are for the inner shell
