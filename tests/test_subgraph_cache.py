@@ -142,7 +142,7 @@ def test_estimates_are_the_subgraph_sizes_and_are_not_paid_twice(reasoner: GnnRe
 def test_a_tiny_budget_splits_into_chunks_with_the_same_answers(reasoner: GnnReasoner, questions) -> None:
     whole = reasoner.answer_batch(questions)
     budget = 400.0
-    costs = reasoner.estimate_costs(questions)  # what the worker's `_answer_within_budget` does
+    costs = reasoner.estimate_costs(questions)  # what `workers.splitting.answer_within_budget` does
     chunks = split_by_cost(questions, costs, [q.ts for q in questions], budget)
     assert len(chunks) > 3
     assert all(sum(costs[i] for i in chunk) <= budget for chunk in chunks if len(chunk) > 1)

@@ -127,5 +127,4 @@ def _describe() -> tuple[str, str, dict[str, dict]]:
 
 def _answer(questions: list[Question]) -> tuple[list[Reasoned], dict[str, dict]]:
     assert _child is not None, "the initializer loads the reasoner"
-    results, _ = answer_within_budget(_child, questions, _max_batch_cost)
-    return results, _stats()
+    return answer_within_budget(_child, questions, _max_batch_cost), _stats()

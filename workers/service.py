@@ -67,7 +67,6 @@ class BatchWorker:
         self.answered = 0
         self.batches = 0
         self.withheld = 0
-        self.chunks = 0
         self.deliveries = 0  # delivery steps; fewer than polls when polls wait and go together
         self.meter = LoadMeter()
         self.node_id = f"{settings.worker_group_id}-{settings.worker_instance}"
@@ -209,20 +208,17 @@ class BatchWorker:
         loop = asyncio.get_running_loop()
         try:
             assert self.executor is not None, "run() creates the executor"
-            results = await loop.run_in_executor(self.executor, self._answer_within_budget, questions)
+            # one call, or one per chunk when over AUTOGLM_MAX_BATCH_COST (workers.splitting; a
+            # reasoner in its own process splits there, since only it can estimate the cost)
+            results = await loop.run_in_executor(
+                self.executor, answer_within_budget, self.reasoner, questions, self.settings.max_batch_cost
+            )
             if len(results) != len(questions):
                 raise RuntimeError(f"reasoner returned {len(results)} results for {len(questions)} questions")
             return results
         except Exception as exc:  # a reasoner bug must not stall the partition
             log.exception("reasoner failed", extra={"batch_ids": [str(b.batch_id) for b in batches]})
             return error_results(len(questions), f"reasoner failed: {type(exc).__name__}: {exc}"[:500])
-
-    def _answer_within_budget(self, questions: list[Question]) -> list[Reasoned]:
-        """One reasoner call, or several when the estimated cost exceeds the budget
-        (`AUTOGLM_MAX_BATCH_COST`; `workers.splitting`)."""
-        results, chunks = answer_within_budget(self.reasoner, questions, self.settings.max_batch_cost)
-        self.chunks += chunks
-        return results
 
     def _comply(self, result: Reasoned, question: Question) -> Reasoned:
         """Withhold an answer that breaks an output rule; say which rule."""

@@ -42,16 +42,16 @@ def split_by_cost(items: Sequence[T], costs: Sequence[float], ages: Sequence[int
 
 def answer_within_budget(
     reasoner: "Reasoner", questions: "Sequence[Question]", budget: float
-) -> "tuple[list[Reasoned], int]":
+) -> "list[Reasoned]":
     """The reasoner's results for `questions` in order, from one call, or from one call per
     chunk when the estimated cost exceeds `budget` (reasoners that cannot estimate, and a
-    budget <= 0, are never split); also returns the number of calls made."""
+    budget <= 0, are never split)."""
     estimate = getattr(reasoner, "estimate_costs", None)
     if estimate is None or budget <= 0:
-        return reasoner.answer_batch(questions), 1
+        return reasoner.answer_batch(questions)
     chunks = split_by_cost(questions, estimate(questions), [q.ts for q in questions], budget)
     results: "list[Reasoned | None]" = [None] * len(questions)
     for chunk in chunks:
         for i, result in zip(chunk, reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
             results[i] = result
-    return [r for r in results if r is not None], len(chunks)
+    return [r for r in results if r is not None]

@@ -27,16 +27,13 @@ def tree_cpu_seconds(pid: int, exclude: frozenset[int] = frozenset()) -> dict[in
     (the harness starts the systems it measures: they are not the harness's CPU)."""
     pids: list[int] = []
     todo = [pid]
-    try:
-        while todo:
-            current = todo.pop()
-            pids.append(current)
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
             todo += [c.pid for c in psutil.Process(current).children() if c.pid not in exclude]
-    except psutil.NoSuchProcess:
-        if not pids or pids[0] != pid:
-            return {}
-    except psutil.Error:
-        return {}
+        except psutil.Error:
+            pass  # it ended meanwhile: cpu_seconds finds nothing for it either
     return {p: used for p in pids if (used := cpu_seconds(p)) is not None}
 
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from autoglm.chaos.fleet import Fleet
 from autoglm.chaos.load import Ask, Sender, metaqa_asks
 from autoglm.chaos.verify import Tally, tally
@@ -98,7 +97,10 @@ class PipelineRun:
             await asyncio.gather(*run._tasks, return_exceptions=True)
             await asyncio.to_thread(run.fleet.stop_all)
             await run.lag.stop()
-            await delete_topics_async(settings)  # the tally is taken; the logs stay in log_dir
+            try:  # the tally is taken; the logs stay in log_dir
+                await delete_topics_async(settings)
+            except Exception as exc:  # noqa: BLE001 - must not hide the run's own failure
+                log.warning("could not delete the run's topics %s*: %r", settings.topic_prefix, exc)
 
     # --- processes -------------------------------------------------------------------------
 
