@@ -67,6 +67,7 @@ def consumer_config(settings: Settings, group_id: str | None, client_id: str) ->
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "max_poll_interval_ms": 300_000,
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 3_000,

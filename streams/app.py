@@ -20,6 +20,7 @@ from schemas.settings import Settings
 from schemas.topics import FEEDBACK, QUESTIONS, topic_name
 from streams.controller import BatchController
 from streams.faust_config import broker_credentials, broker_url
+from streams.faust_transport import Transport
 from streams.feedback import FeedbackIngest
 from streams.ingest import Ingest
 from streams.feeds import feed_latencies, feed_worker_status
@@ -113,9 +114,14 @@ class StreamState(mode.Service):
 
 class StreamApp(faust.App):
     """Faust app that empties the batching buffers before Faust waits for every consumed
-    record to be acknowledged at shutdown (otherwise it would wait out the window)."""
+    record to be acknowledged at shutdown (otherwise it would wait out the window), and
+    whose consumer waits at most `fetch_max_wait_ms` for a fetch (streams.faust_transport)."""
 
     autoglm_state: "StreamState"
+    fetch_max_wait_ms: int = 1500  # Faust's own; create_app sets the configured one
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         await self.autoglm_state.ingest.batcher.drain_mode()
@@ -142,6 +148,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10.0,
         stream_wait_empty=True,
     )
+    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms  # before the first topic creates the transport
     state = StreamState(settings)
     app.autoglm_state = state  # type: ignore[attr-defined]
     app.add_dependency(state)  # started before the agents consume, stopped after them

@@ -54,6 +54,7 @@ class Collector:
         consumer = AIOKafkaConsumer(
             **common_config(self.settings), enable_auto_commit=False, isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,  # the instrument must not hold answers back
         )
         await consumer.start()
         parts = await partitions_of(consumer, self.topic)
