@@ -26,6 +26,7 @@ from streams.ingest import Ingest
 from streams.feeds import feed_latencies, feed_worker_status
 from streams.routing import BoundedLoadRouter
 from autoglm.db import create_pool
+from autoglm.heap import freeze_startup_objects
 from autoglm.health import serve_health
 from streams.sink import DeliverySink
 
@@ -63,6 +64,7 @@ class StreamState(mode.Service):
             self.health = await serve_health(
                 self.settings.health_port, "streams", self._alive, self.ready.is_set, self._counters
             )
+        freeze_startup_objects()
         self.ready.set()
 
     def _alive(self) -> bool:

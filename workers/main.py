@@ -16,6 +16,7 @@ import time
 
 from aiokafka.errors import KafkaError
 
+from autoglm.heap import freeze_startup_objects
 from schemas.settings import Settings
 from workers.reasoner import load_for_serving
 from workers.reasoner_process import serving_reasoner
@@ -29,6 +30,7 @@ async def _serve(settings: Settings) -> None:
     # and the event loop share the GIL; by default a thread waiting for it waits up to 5 ms.
     sys.setswitchinterval(settings.gil_switch_ms / 1000)
     reasoner = await asyncio.to_thread(serving_reasoner, settings, load_for_serving)
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from autoglm.heap import freeze_startup_objects
 from schemas.question import Question
 from schemas.settings import Settings
 from workers.reasoner import Reasoned, Reasoner
@@ -93,7 +94,10 @@ def serving_reasoner(settings: Settings, loader: Loader) -> Reasoner:
     until the models are loaded)."""
     if settings.reasoner_process:
         return ReasonerProcess(settings, loader).start()
-    return loader(settings)
+    reasoner = loader(settings)
+    freeze_startup_objects()
+    return reasoner
+
 
 
 def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: str) -> None:
@@ -106,6 +110,7 @@ def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: 
     setup_logging(log_level)  # the worker's level: its log shows the model loading (`kb loaded`)
     _max_batch_cost = settings.max_batch_cost
     _child = loader(settings)
+    freeze_startup_objects()
 
 
 def _exit_with_parent(parent_pid: int) -> None:
