@@ -61,9 +61,14 @@ LOG4J="-Dlog4j2.configurationFile=$HERE/log4j2.properties"
 if [[ -f "$LOG_FILE" && $(wc -c <"$LOG_FILE") -gt 52428800 ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi
 
 if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
-  # A cluster id is any 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints).
-  [[ -s "$STATE/cluster.id" ]] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$STATE/cluster.id"
-  cluster_id="$(tr -d '[:space:]' <"$STATE/cluster.id")"
+  # A cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid`
+  # prints), and, like Kafka's own, never one that starts with '-': the storage tool would
+  # read it as an option (about 1 fresh start in 64 failed: "--cluster-id: expected one argument").
+  cluster_id="$(tr -d '[:space:]' <"$STATE/cluster.id" 2>/dev/null || true)"
+  while [[ -z "$cluster_id" || "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
+  echo "$cluster_id" >"$STATE/cluster.id"
   say "formatting $DATA_DIR (cluster id $cluster_id)"
   java -cp "$CP" "$LOG4J" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" \
     >>"$LOG_FILE" 2>&1 || die "storage format failed; see $LOG_FILE"
