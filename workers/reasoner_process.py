@@ -99,7 +99,6 @@ def serving_reasoner(settings: Settings, loader: Loader) -> Reasoner:
     return reasoner
 
 
-
 def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: str) -> None:
     global _child, _max_batch_cost
     signal.signal(signal.SIGINT, signal.SIG_IGN)
