@@ -6,8 +6,8 @@ partitions, here the idle `feedback` ones, and the broker holds a fetch that fin
 for `fetch_max_wait_ms`; questions that arrive meanwhile wait behind it. faust-streaming
 0.15 passes a fixed 1,500 ms to aiokafka and has no setting for it: under load the
 questions topic stalled for ~1.6 s every few seconds. `AUTOGLM_KAFKA_FETCH_MAX_WAIT_MS`
-(50) bounds that stall; an idle consumer then asks the broker 20 times a second, which
-costs the broker next to nothing.
+(50) bounds that stall. The price, measured at 2 q/s: an idle consumer asks the broker 20
+times a second, and the broker used 11 % of a core instead of 7-8 % (with 500 ms).
 """
 
 from __future__ import annotations

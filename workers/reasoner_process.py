@@ -94,9 +94,7 @@ def serving_reasoner(settings: Settings, loader: Loader) -> Reasoner:
     until the models are loaded)."""
     if settings.reasoner_process:
         return ReasonerProcess(settings, loader).start()
-    reasoner = loader(settings)
-    freeze_startup_objects()
-    return reasoner
+    return loader(settings)  # the calling process freezes it with the rest of its start-up (workers.main)
 
 
 def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: str) -> None:

@@ -73,7 +73,10 @@ def main(argv: list[str]) -> int:
         from workers.reasoner_process import serving_reasoner
         from workers.service import BatchWorker
 
+        from autoglm.heap import freeze_startup_objects
+
         reasoner = serving_reasoner(settings, load_bench_reasoner)
+        freeze_startup_objects()  # as workers.main does
         until_signal(lambda stop: BatchWorker(settings, reasoner).run(stop))
         return 0
     reasoner = load_bench_reasoner(settings)
