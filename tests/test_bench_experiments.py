@@ -12,6 +12,7 @@ import pytest
 from autoglm.bench import main
 from autoglm.bench.calls import CallRecorder, read_calls
 from autoglm.bench.echo import EchoReasoner
+from autoglm.bench.experiments.caches import reasoner_ms_per_question, repeat_share
 from autoglm.bench.experiments.timeline import convergence_s, rolling_p99
 from autoglm.bench.workload import HOT_USER, Workload
 from schemas.settings import Settings
@@ -38,6 +39,48 @@ def test_skewed_workload_sends_the_hot_share_from_one_user() -> None:
     assert json.loads(plain[0])["service"].startswith("svc-")
 
 
+def test_popular_workload_repeats_questions_and_the_plain_one_draws_as_before() -> None:
+    texts = lambda w, n: [json.loads(w.record().value)["text"] for _ in range(n)]  # noqa: E731
+    assert texts(Workload(seed=9), 50) == texts(Workload(seed=9, zipf=0.0), 50)
+    popular = texts(Workload(seed=9, zipf=1.0), 1000)
+    assert popular == texts(Workload(seed=9, zipf=1.0), 1000)  # seeded: the same questions in every run
+    alike = texts(Workload(seed=9), 1000)
+    assert len(set(popular)) < 0.7 * len(set(alike))
+    assert repeat_share(Workload(seed=9, zipf=1.0), 1000) > 2 * repeat_share(Workload(seed=9), 1000)
+    with pytest.raises(ValueError):
+        Workload(zipf=-1.0)
+
+
+class _Timed(EchoReasoner):
+    """An instant reasoner that keeps per-stage timings, as the GNN reasoner does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timings: dict[str, float] = {}
+
+    def answer_batch(self, questions: list) -> list:
+        self.timings["encode"] = self.timings.get("encode", 0.0) + 0.002 * len(questions)
+        self.timings["total"] = self.timings.get("total", 0.0) + 0.005 * len(questions)
+        return super().answer_batch(questions)
+
+
+def test_call_logs_carry_the_reasoners_stage_times(tmp_path: Path) -> None:
+    from schemas.question import Question
+
+    batch = [Question.model_validate(json.loads(Workload().record().value)) for _ in range(4)]
+    recorder = CallRecorder(_Timed(), tmp_path / "timed.jsonl")
+    recorder.answer_batch(batch[:3])
+    recorder.answer_batch(batch[3:])
+    seen = read_calls([tmp_path / "timed.jsonl"])
+    assert seen["stages_ms"] == {"encode": 8.0, "total": 20.0}
+    per_question = reasoner_ms_per_question(seen)
+    assert per_question["questions"] == 4 and per_question["reasoner_ms_per_question"] == 5.0
+    assert per_question["stage_ms_per_question"] == {"encode": 2.0}
+    plain = CallRecorder(EchoReasoner(), tmp_path / "plain.jsonl")
+    plain.answer_batch(batch)
+    assert read_calls([tmp_path / "plain.jsonl"])["stages_ms"] == {}
+
+
 class _Costly(EchoReasoner):
     def estimate_costs(self, questions: list) -> list[float]:
         return [10.0] * len(questions)
@@ -62,8 +105,10 @@ def test_call_recorder_keeps_the_workers_detection_of_estimates(tmp_path: Path) 
 
 
 @pytest.mark.timeout(300)
-def test_skew_and_splitting_experiments_smoke(services: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--json", "--quick", "--reasoner", "echo", "--systems", "ceiling", "--experiments", "skew,splitting",
+def test_skew_splitting_and_caches_experiments_smoke(
+    services: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--json", "--quick", "--reasoner", "echo", "--systems", "ceiling", "--experiments", "skew,splitting,caches",
             "--experiment-rate", "30", "--duration-s", "1", "--max-steps", "1", "--windows", "", "--budget-s", "20",
             "--out", str(tmp_path)]
     main(argv)  # the exit status speaks for the ceiling's search, not for the experiments
@@ -76,4 +121,12 @@ def test_skew_and_splitting_experiments_smoke(services: Settings, tmp_path: Path
     assert skew["routing_on"]["router"] is not None  # read from the stream processor's /metrics
     assert splitting["active"] is False and "estimate_costs" in splitting["note"]  # echo cannot estimate
     assert splitting["off"]["reasoner_calls"]["count"] > 0
-    assert "skew" in result["experiments_headline"] and "## Experiments" in (tmp_path / "report.md").read_text()
+    caches = result["experiments"]["caches"]
+    assert "error" not in caches, caches.get("error")
+    runs = {r["name"]: r for r in caches["runs"]}
+    assert list(runs) == ["shipped", "popular", "popular + subgraph cache", "no encode cache"]
+    assert runs["no encode cache"]["encode_cache_size"] == 0 and runs["popular + subgraph cache"]["subgraph_cache_size"] > 0
+    assert all(r["questions"] > 0 and r["throughput_qps"] > 0 for r in runs.values())  # the restarted workers answer
+    assert 0 < caches["popular_repeat_share"] < 1  # 45 draws here; the distribution has its own test
+    report = (tmp_path / "report.md").read_text()
+    assert "skew" in result["experiments_headline"] and "## Experiments" in report and "Experiment: caches" in report

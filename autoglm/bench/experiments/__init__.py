@@ -5,7 +5,9 @@ step length; startup is bounded by the ready timeout):
 * `controller` - adaptive batching: convergence after a load step, and a mixed load
   against the best fixed batch window (autoglm.bench.experiments.controller);
 * `skew`       - one hot user, 2 workers, load-aware routing off and on (.skew);
-* `splitting`  - 3-hop questions only, cost-aware splitting off and on (.splitting).
+* `splitting`  - 3-hop questions only, cost-aware splitting off and on (.splitting);
+* `caches`     - the encoding cache off and on, the subgraph cache off and on under
+  popular questions (.caches).
 
 One experiment's failure is recorded and the next one runs.
 """
@@ -20,7 +22,7 @@ from autoglm.bench.experiments.pipeline import Context
 
 log = logging.getLogger(__name__)
 
-EXPERIMENTS = ("controller", "skew", "splitting")
+EXPERIMENTS = ("controller", "skew", "splitting", "caches")
 
 
 def _runner(name: str, main_pipeline: dict) -> Callable[[Context], Awaitable[dict]]:
@@ -32,6 +34,10 @@ def _runner(name: str, main_pipeline: dict) -> Callable[[Context], Awaitable[dic
         from autoglm.bench.experiments import skew
 
         return skew.run
+    if name == "caches":
+        from autoglm.bench.experiments import caches
+
+        return caches.run
     from autoglm.bench.experiments import splitting
 
     return splitting.run

@@ -4,14 +4,18 @@ probed until it answers, and always stopped, whatever the experiment does."""
 
 from __future__ import annotations
 
+import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoglm.bench.calls import read_calls
 from autoglm.bench.cpu import wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
+from autoglm.bench.experiments.probes import cache_hit_rates, worker_statuses
 from autoglm.bench.systems import System, isolate
 from autoglm.bench.workload import Workload
 from autoglm.services.kafka import ensure_topics_async
@@ -52,6 +56,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What `Running.measure` saw: the driver's step summary, the call logs' reading
+    (autoglm.bench.calls.read_calls) and the cache hit rates over the step."""
+
+    step: dict
+    calls: dict
+    cache_hit_rates: dict | None
+
+    def latency(self) -> dict:
+        s = self.step
+        return {"p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "throughput_qps": s["throughput_qps"],
+                "ok": s["ok"], "aborted": s["aborted"]}
+
+
 @dataclass
 class Running:
     system: System
@@ -66,6 +85,17 @@ class Running:
     async def warm_up(self, rate: float, seconds: float = 3.0) -> None:
         """A short unmeasured load: first calls fill the reasoner's caches."""
         await self.driver.step(rate, StepPlan(duration_s=seconds, min_samples=0), "warmup")
+
+    async def measure(self, rate: float, seconds: float, slo_ms: float, seed: int, label: str) -> Measured:
+        """One fixed-rate step with seeded arrivals and questions (the same in every run of
+        an experiment), the workers' reasoner calls in it and their cache hit rates."""
+        self.driver.rng = random.Random(seed)
+        self.driver.workload.rng = random.Random(seed)
+        before = await worker_statuses(self.system.settings)
+        since = time.time()
+        step = await self.driver.step(rate, StepPlan(duration_s=seconds, slo_ms=slo_ms, min_samples=0), label)
+        calls = read_calls(self.call_logs(), since, time.time())
+        return Measured(step, calls, cache_hit_rates(before, await worker_statuses(self.system.settings)))
 
     async def restarted(self, timeout_s: float) -> float:
         """Wait until a restarted part answers again; returns seconds waited."""

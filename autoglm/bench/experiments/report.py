@@ -40,6 +40,11 @@ def headline(experiments: dict) -> dict:
                             "p99_ms": {k: (sp.get(k) or {}).get("p99_ms") for k in ("off", "on")},
                             "reasoner_call_mean": {k: ((sp.get(k) or {}).get("reasoner_calls") or {}).get("mean")
                                                    for k in ("off", "on")}}
+    ca = experiments.get("caches") or {}
+    if ca.get("runs"):
+        out["caches"] = {r["name"]: {"p99_ms": r["p99_ms"], "reasoner_ms_per_question": r["reasoner_ms_per_question"],
+                                     "hit_rates": {k: v["hit_rate"] for k, v in (r.get("cache_hit_rates") or {}).items()}}
+                         for r in ca["runs"]}
     for name, result in experiments.items():
         if "error" in result:
             out[name] = {"error": result["error"]}
@@ -48,7 +53,8 @@ def headline(experiments: dict) -> dict:
 
 def markdown(experiments: dict) -> list[str]:
     lines: list[str] = []
-    for name, section in (("controller", _controller), ("skew", _skew), ("splitting", _splitting)):
+    for name, section in (("controller", _controller), ("skew", _skew), ("splitting", _splitting),
+                          ("caches", _caches_section)):
         result = experiments.get(name)
         if result is None:
             continue
@@ -115,6 +121,22 @@ def _splitting(sp: dict) -> list[str]:
         budget = "never splits" if r["max_batch_cost"] is None else f"{r['max_batch_cost']:,.0f}"
         lines.append(f"| {key}: {budget} | {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])} "
                      f"| {_fmt(calls.get('mean'))} / {_fmt(calls.get('max'))} | {_fmt(r['calls_per_estimate'])} "
+                     f"| {_caches(r.get('cache_hit_rates'))} |")
+    return lines
+
+
+def _caches_section(ca: dict) -> list[str]:
+    lines = [f"{_fmt(ca['offered_qps'])} q/s offered for {ca['seconds']:.0f} s per run ({ca['reference_source']}), "
+             f"the same arrivals each run; 'popular': Zipf {ca['zipf']} over each hop's questions "
+             f"({_fmt(ca['popular_repeat_share'])} of a run's questions repeat an earlier one). Reasoner ms per "
+             "question from the workers' call logs (an estimate's early stages included).", "",
+             "| run | encode cache | subgraph cache | p50 ms | p99 ms | q/s | questions per call "
+             "| reasoner ms/question (encode, subgraph) | hit rates |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in ca["runs"]:
+        st = r.get("stage_ms_per_question") or {}
+        lines.append(f"| {r['name']} | {r['encode_cache_size']:,} | {r['subgraph_cache_size']:,} | {_fmt(r['p50_ms'])} "
+                     f"| {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])}{' (aborted)' if r['aborted'] else ''} "
+                     f"| {_fmt(r['call_size_mean'])} | {_fmt(r['reasoner_ms_per_question'])} ({_fmt(st.get('encode'))}, {_fmt(st.get('subgraph'))}) "
                      f"| {_caches(r.get('cache_hit_rates'))} |")
     return lines
 

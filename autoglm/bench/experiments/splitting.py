@@ -16,13 +16,7 @@ skips the second run.
 
 from __future__ import annotations
 
-import random
-import time
-
-from autoglm.bench.calls import read_calls
-from autoglm.bench.driver import StepPlan
 from autoglm.bench.experiments.pipeline import Context, Running, isolated_pipeline
-from autoglm.bench.experiments.probes import cache_hit_rates, worker_statuses
 from autoglm.bench.experiments.reference import reference_rate
 from autoglm.bench.stats import percentile, size_summary
 
@@ -73,23 +67,18 @@ async def run(ctx: Context) -> dict:
 
 
 async def _measure(pipe: Running, rate: float, seconds: float, slo_ms: float) -> dict:
-    pipe.driver.rng = random.Random(SEED)
-    pipe.driver.workload.rng = random.Random(SEED)
-    before = await worker_statuses(pipe.system.settings)
-    since = time.time()
-    step = await pipe.driver.step(rate, StepPlan(duration_s=seconds, slo_ms=slo_ms, min_samples=0), "splitting")
-    calls = read_calls(pipe.call_logs(), since, time.time())
+    seen = await pipe.measure(rate, seconds, slo_ms, SEED, "splitting")
+    calls, step = seen.calls, seen.step
     sizes = [c["size"] for c in calls["calls"]]
     costs = [c["cost"] for c in calls["calls"] if c.get("cost") is not None]
     return {
-        "p50_ms": step["p50_ms"], "p99_ms": step["p99_ms"], "throughput_qps": step["throughput_qps"],
-        "ok": step["ok"], "aborted": step["aborted"], "poll_size": step["call_size"],
+        **seen.latency(), "poll_size": step["call_size"],
         "reasoner_calls": size_summary(sizes, None),
         "reasoner_call_ms": size_summary([round(c["ms"]) for c in calls["calls"]], None),
         "reasoner_call_cost_p50": percentile(costs, 0.5) if costs else None,
         "calls_per_estimate": round(len(sizes) / calls["estimates"], 2) if calls["estimates"] else None,
         "estimate_costs": calls["estimate_costs"],
-        "cache_hit_rates": cache_hit_rates(before, await worker_statuses(pipe.system.settings)),
+        "cache_hit_rates": seen.cache_hit_rates,
         "_costs": calls["costs"],
     }
 
