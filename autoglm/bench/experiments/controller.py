@@ -4,7 +4,14 @@ does it beat the best fixed batch window on a load that keeps changing?
 1. step: (c) with `adaptive_batching` on, 20 % then 80 % of (c)'s maximum sustainable
    throughput; p99 in rolling 2-s windows and the controller's (window, size) per
    service, read from the stream processor's /metrics every 0.5 s. Convergence time is
-   the time after the step until the rolling p99 stays under `latency_target_p99_ms`.
+   the time after the step until the rolling p99 stays under the controller's target.
+
+The controller's target here is the run's SLO (`--slo-ms`), the latency at which the
+maximum that sizes the step was measured: at 80 % of the load that just holds p99 <= SLO,
+holding the SLO is feasible and the question is whether the controller finds and keeps
+it. A lower target (the pipeline's `latency_target_p99_ms`, 150 ms by default) at that
+load asks for capacity the machine may not have; on this 2-core machine p99 at 70-80 %
+of the maximum lands at 158-210 ms whatever the arms (README, measured serving figures).
 2. mixed: low and high phases in turn, once with the controller and once with the best
    fixed window of the main run's window sweep (the same arrivals and questions).
 """
@@ -41,13 +48,13 @@ def best_fixed_window(pipeline: dict, default_ms: int) -> tuple[int, str]:
 
 
 async def run(ctx: Context, main_pipeline: dict) -> dict:
-    target = float(getattr(ctx.base, "latency_target_p99_ms", 150.0))
+    target = ctx.slo_ms
     plan = durations(ctx)
     fixed_ms, fixed_source = best_fixed_window(main_pipeline, ctx.base.batch_window_ms)
-    update = {"adaptive_batching": True, "batch_window_ms": ctx.base.batch_window_ms}
+    update = {"adaptive_batching": True, "batch_window_ms": ctx.base.batch_window_ms, "latency_target_p99_ms": target}
     async with isolated_pipeline(ctx, "controller", update, ctx.workload(), health=True) as pipe:
         rate, source = await reference_rate(ctx, pipe)
-        out: dict = {"target_p99_ms": target, "reference_qps": rate, "reference_source": source,
+        out: dict = {"target_p99_ms": target, "target_source": "the run's SLO (--slo-ms)", "reference_qps": rate, "reference_source": source,
                      "startup_s": pipe.startup_s, "plan": plan}
         await pipe.warm_up(LOW * rate)
         before = await worker_statuses(pipe.system.settings)
