@@ -45,7 +45,6 @@ async def run(ctx: Context) -> dict:
         out: dict = {"offered_qps": round(rate, 1), "reference_source": source, "seconds": seconds,
                      "zipf": ZIPF, "startup_s": pipe.startup_s, "runs": [],
                      "popular_repeat_share": repeat_share(ctx.workload(zipf=ZIPF), int(rate * seconds))}
-        settings = pipe.system.settings
         plan = [
             ("shipped", alike, None),
             ("popular", popular, None),
@@ -63,7 +62,6 @@ async def run(ctx: Context) -> dict:
             out["runs"].append({"name": name, "workload": "popular (zipf)" if workload is popular else "qa_val alike",
                                 "encode_cache_size": current.encode_cache_size,
                                 "subgraph_cache_size": current.subgraph_cache_size, **measured})
-        pipe.system.settings = settings
     return out
 
 

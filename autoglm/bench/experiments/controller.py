@@ -5,6 +5,8 @@ does it beat the best fixed batch window on a load that keeps changing?
    throughput; p99 in rolling 2-s windows and the controller's (window, size) per
    service, read from the stream processor's /metrics every 0.5 s. Convergence time is
    the time after the step until the rolling p99 stays under the controller's target.
+2. mixed: low and high phases in turn, once with the controller and once with the best
+   fixed window of the main run's window sweep (the same arrivals and questions).
 
 The controller's target here is the run's SLO (`--slo-ms`), the latency at which the
 maximum that sizes the step was measured: at 80 % of the load that just holds p99 <= SLO,
@@ -12,8 +14,6 @@ holding the SLO is feasible and the question is whether the controller finds and
 it. A lower target (the pipeline's `latency_target_p99_ms`, 150 ms by default) at that
 load asks for capacity the machine may not have; on this 2-core machine p99 at 70-80 %
 of the maximum lands at 158-210 ms whatever the arms (README, measured serving figures).
-2. mixed: low and high phases in turn, once with the controller and once with the best
-   fixed window of the main run's window sweep (the same arrivals and questions).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ async def run(ctx: Context, main_pipeline: dict) -> dict:
     update = {"adaptive_batching": True, "batch_window_ms": ctx.base.batch_window_ms, "latency_target_p99_ms": target}
     async with isolated_pipeline(ctx, "controller", update, ctx.workload(), health=True) as pipe:
         rate, source = await reference_rate(ctx, pipe)
-        out: dict = {"target_p99_ms": target, "target_source": "the run's SLO (--slo-ms)", "reference_qps": rate, "reference_source": source,
-                     "startup_s": pipe.startup_s, "plan": plan}
+        out: dict = {"target_p99_ms": target, "target_source": "the run's SLO (--slo-ms)", "reference_qps": rate,
+                     "reference_source": source, "startup_s": pipe.startup_s, "plan": plan}
         await pipe.warm_up(LOW * rate)
         before = await worker_statuses(pipe.system.settings)
         out["step"] = await _step(pipe, rate, plan, target)
