@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from autoglm.kafka_meta import partitions_of
-from schemas.kafka_config import common_config
+from schemas.kafka_config import consumer_config
 from schemas.settings import Settings
 
 
@@ -51,11 +51,10 @@ class Collector:
 
     async def start(self) -> None:
         """Position at the current end of the answers topic and start reading."""
-        consumer = AIOKafkaConsumer(
-            **common_config(self.settings), enable_auto_commit=False, isolation_level="read_committed",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,  # the instrument must not hold answers back
-        )
+        # our consumers' settings (read_committed, the configured fetch wait: the instrument
+        # must not hold answers back), no group: it assigns itself every partition
+        config = consumer_config(self.settings, None, "autoglm-bench-collector")
+        consumer = AIOKafkaConsumer(**{**config, "max_partition_fetch_bytes": 8 * 1024 * 1024})
         await consumer.start()
         parts = await partitions_of(consumer, self.topic)
         consumer.assign(parts)

@@ -38,7 +38,7 @@ SEED = 43
 async def run(ctx: Context) -> dict:
     seconds = 3 * ctx.step_s
     alike, popular = ctx.workload(), ctx.workload(zipf=ZIPF)
-    subgraph_base = int(getattr(ctx.base, "subgraph_cache_size", 0))
+    subgraph_base = ctx.base.subgraph_cache_size
     async with isolated_pipeline(ctx, "caches", {}, alike) as pipe:
         rate, source = await reference_rate(ctx, pipe)
         rate *= LOAD

@@ -13,7 +13,7 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _caches(rates: dict | None) -> str:
+def _hit_rates(rates: dict | None) -> str:
     if not rates:
         return "n/a (no worker publishes `caches`)"
     return ", ".join(f"{name} {_fmt(r['hit_rate'])} ({r['hits']}/{r['hits'] + r['misses']})" for name, r in rates.items())
@@ -54,7 +54,7 @@ def headline(experiments: dict) -> dict:
 def markdown(experiments: dict) -> list[str]:
     lines: list[str] = []
     for name, section in (("controller", _controller), ("skew", _skew), ("splitting", _splitting),
-                          ("caches", _caches_section)):
+                          ("caches", _caches)):
         result = experiments.get(name)
         if result is None:
             continue
@@ -72,7 +72,7 @@ def _controller(c: dict) -> list[str]:
         f"t = {step['step_at_s']:.0f} s: rolling 2-s p99 "
         + (f"stays under target {conv:.1f} s after the step." if conv is not None else "did not stay under target."),
         f"Before the step p99 {_fmt(step['before_step']['p99_ms'])} ms; after it p99 {_fmt(step['after_step']['p99_ms'])} ms "
-        f"at {_fmt(step['after_step']['throughput_qps'])} q/s. Cache hit rates: {_caches(c.get('cache_hit_rates'))}.",
+        f"at {_fmt(step['after_step']['throughput_qps'])} q/s. Cache hit rates: {_hit_rates(c.get('cache_hit_rates'))}.",
         "",
         "| mixed load (low/high phases) | p50 ms | p99 ms | q/s answered | unanswered |",
         "|---|---:|---:|---:|---:|",
@@ -102,7 +102,7 @@ def _skew(s: dict) -> list[str]:
     for key in ("routing_off", "routing_on"):
         if s.get(key):
             lines.append(f"\n{key}: questions per worker {s[key]['per_worker']}; cache hit rates: "
-                         f"{_caches(s[key].get('cache_hit_rates'))}.")
+                         f"{_hit_rates(s[key].get('cache_hit_rates'))}.")
     return lines
 
 
@@ -121,11 +121,11 @@ def _splitting(sp: dict) -> list[str]:
         budget = "never splits" if r["max_batch_cost"] is None else f"{r['max_batch_cost']:,.0f}"
         lines.append(f"| {key}: {budget} | {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])} "
                      f"| {_fmt(calls.get('mean'))} / {_fmt(calls.get('max'))} | {_fmt(r['calls_per_estimate'])} "
-                     f"| {_caches(r.get('cache_hit_rates'))} |")
+                     f"| {_hit_rates(r.get('cache_hit_rates'))} |")
     return lines
 
 
-def _caches_section(ca: dict) -> list[str]:
+def _caches(ca: dict) -> list[str]:
     lines = [f"{_fmt(ca['offered_qps'])} q/s offered for {ca['seconds']:.0f} s per run ({ca['reference_source']}), "
              f"the same arrivals each run; 'popular': Zipf {ca['zipf']} over each hop's questions "
              f"({_fmt(ca['popular_repeat_share'])} of a run's questions repeat an earlier one). Reasoner ms per "
@@ -137,7 +137,7 @@ def _caches_section(ca: dict) -> list[str]:
         lines.append(f"| {r['name']} | {r['encode_cache_size']:,} | {r['subgraph_cache_size']:,} | {_fmt(r['p50_ms'])} "
                      f"| {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])}{' (aborted)' if r['aborted'] else ''} "
                      f"| {_fmt(r['call_size_mean'])} | {_fmt(r['reasoner_ms_per_question'])} ({_fmt(st.get('encode'))}, {_fmt(st.get('subgraph'))}) "
-                     f"| {_caches(r.get('cache_hit_rates'))} |")
+                     f"| {_hit_rates(r.get('cache_hit_rates'))} |")
     return lines
 
 
