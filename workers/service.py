@@ -2,7 +2,9 @@
 
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
-   batches polled together share that call, which amortises the fixed cost per call;
+   batches polled together share that call, which amortises the fixed cost per call
+   (and while the worker's recent rate predicts more questions within a few milliseconds,
+   it polls again for them first: `workers.linger`);
    while it reasons, earlier polls' steps 2-4 run (a two-stage pipeline: CPU for one
    poll overlaps I/O for those before; `workers.outbox` delivers every poll that waits
    in one step 2-4, in poll order, so I/O does not fall behind as load grows);
@@ -47,6 +49,7 @@ from schemas.wire import WireError, dead_letter
 from workers.answers import build_answers, error_results, now_ms
 from workers.delivery import Delivery
 from workers.handover import Handover
+from workers.linger import Linger
 from workers.outbox import Outbox
 from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import answer_within_budget
@@ -73,6 +76,7 @@ class BatchWorker:
         self.ready = False
         self.heartbeat = Heartbeat(stale_s=settings.db_retry_max_s + 300)
         self.rules = rules_from_settings(settings)
+        self.linger = Linger(settings.worker_linger_ms / 1000, settings.worker_linger_questions, settings.worker_linger_min_qps)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batches in hand and leave the group.
@@ -110,10 +114,11 @@ class BatchWorker:
                 if not records:
                     outbox.raise_if_failed()
                     continue
-                began = time.monotonic()
                 handover.taken()
-                answers = await self._prepare(records)  # reasons while earlier polls deliver
-                await outbox.put(Polled(answers, {tp: recs[-1].offset + 1 for tp, recs in polled.items()}))
+                batches, offsets = await self._gather(consumer, polled)
+                began = time.monotonic()
+                answers = await self._prepare(batches)  # reasons while earlier polls deliver
+                await outbox.put(Polled(answers, offsets))
                 self.meter.record(time.monotonic() - began)
             await outbox.drain()
         finally:
@@ -134,11 +139,39 @@ class BatchWorker:
         counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld}  # noqa: E731
         return await serve_health(self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters)
 
-    async def _prepare(self, records: list[ConsumerRecord]) -> list[tuple[TopicPartition, Answer]]:
+    async def _gather(
+        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> tuple[list[tuple[TopicPartition, Batch]], dict[TopicPartition, int]]:
+        """The polled batches, plus those of further polls while `workers.linger` expects
+        more questions soon, and each partition's next offset after all of them."""
+        first = time.monotonic()
+        batches: list[tuple[TopicPartition, Batch]] = []
+        offsets: dict[TopicPartition, int] = {}
+        taken = in_hand = 0
+        while True:
+            arrived = 0
+            for tp, recs in polled.items():
+                offsets[tp] = recs[-1].offset + 1  # polls of one partition come in offset order
+                taken += len(recs)
+                for record in recs:
+                    batch = await self._decode(record)
+                    if batch is not None:
+                        batches.append((tp, batch))
+                        arrived += len(batch.questions)
+            in_hand += arrived
+            now = time.monotonic()
+            self.linger.observe(arrived, now)
+            wait = self.linger.wait_s(in_hand, first, now)
+            room = self.settings.worker_max_batches - taken
+            if wait <= 0 or room <= 0:
+                return batches, offsets
+            polled = await consumer.getmany(timeout_ms=max(1, round(wait * 1000)), max_records=room)
+            if not polled:
+                return batches, offsets
+
+    async def _prepare(self, batches: list[tuple[TopicPartition, Batch]]) -> list[tuple[TopicPartition, Answer]]:
         """Answers for the polled batches (one reasoner call over all their questions), each
         with the partition its batch came from: that partition's transaction delivers it."""
-        decoded = [(TopicPartition(r.topic, r.partition), await self._decode(r)) for r in records]
-        batches = [(tp, b) for tp, b in decoded if b is not None]
         if not batches:
             return []
         started = now_ms()
