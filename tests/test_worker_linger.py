@@ -77,3 +77,10 @@ def test_questions_a_little_apart_share_one_call_only_when_lingering(pipeline: P
         assert len(calls) == 1, calls
     else:  # 0.3 s apart and nothing waits: separate calls
         assert len(calls) >= 3, calls
+
+
+def test_bad_settings_name_what_to_set() -> None:
+    with pytest.raises(ValueError, match="AUTOGLM_WORKER_LINGER_MS"):
+        Linger(window_s=-0.01, target=16)
+    with pytest.raises(ValueError, match="AUTOGLM_WORKER_LINGER_QUESTIONS"):
+        Linger(window_s=0.05, target=0)

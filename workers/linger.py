@@ -28,7 +28,10 @@ class Linger:
 
     def __init__(self, window_s: float, target: int, min_rate: float = 40.0, span_s: float = 1.0) -> None:
         if window_s < 0 or target < 1 or min_rate < 0 or span_s <= 0:
-            raise ValueError("linger window and rate must be >= 0, target >= 1 and the rate's span > 0")
+            raise ValueError(
+                "worker linger: set AUTOGLM_WORKER_LINGER_MS >= 0 (0 turns it off), AUTOGLM_WORKER_LINGER_QUESTIONS >= 1 "
+                "and AUTOGLM_WORKER_LINGER_MIN_QPS >= 0"
+            )
         self.window_s = window_s
         self.target = target
         self.min_rate = min_rate
