@@ -3,8 +3,8 @@
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
    batches polled together share that call, which amortises the fixed cost per call
-   (and while the worker's recent rate predicts more questions within a few milliseconds,
-   it polls again for them first: `workers.linger`);
+   (and a busy worker polls again for up to `AUTOGLM_WORKER_LINGER_MS` first, to share
+   the call among more questions: `workers.linger`);
    while it reasons, earlier polls' steps 2-4 run (a two-stage pipeline: CPU for one
    poll overlaps I/O for those before; `workers.outbox` delivers every poll that waits
    in one step 2-4, in poll order, so I/O does not fall behind as load grows);
@@ -110,8 +110,7 @@ class BatchWorker:
             while not stop.is_set():
                 self.heartbeat.beat()
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
-                records = [r for recs in polled.values() for r in recs]
-                if not records:
+                if not any(polled.values()):
                     outbox.raise_if_failed()
                     continue
                 handover.taken()
@@ -142,8 +141,8 @@ class BatchWorker:
     async def _gather(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
     ) -> tuple[list[tuple[TopicPartition, Batch]], dict[TopicPartition, int]]:
-        """The polled batches, plus those of further polls while `workers.linger` expects
-        more questions soon, and each partition's next offset after all of them."""
+        """The polled batches, plus those of further polls while `workers.linger` says to
+        wait, and each partition's next offset after all of them."""
         first = time.monotonic()
         batches: list[tuple[TopicPartition, Batch]] = []
         offsets: dict[TopicPartition, int] = {}
