@@ -61,7 +61,8 @@ def _ask(pipeline: Pipeline, n: int, gap_s: float) -> list[uuid.UUID]:
 
 @pytest.mark.parametrize("linger_ms", [4000, 0])
 def test_questions_a_little_apart_share_one_call_only_when_lingering(pipeline: Pipeline, linger_ms: int) -> None:
-    pipeline.configure(worker_linger_ms=linger_ms, worker_linger_questions=4, worker_linger_min_qps=0.5, reasoner="baseline")
+    pipeline.configure(worker_linger_ms=linger_ms, worker_linger_questions=4, worker_linger_min_qps=0.5,
+                       worker_linger_adaptive=False, reasoner="baseline")
     pipeline.start("streams", "streams")
     pipeline.start("worker-1", "workers")
     s = pipeline.settings

@@ -50,6 +50,7 @@ from workers.answers import build_answers, error_results, now_ms
 from workers.delivery import Delivery
 from workers.handover import Handover
 from workers.linger import Linger
+from workers.linger_control import LingerController
 from workers.outbox import Outbox
 from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import answer_within_budget
@@ -76,7 +77,14 @@ class BatchWorker:
         self.ready = False
         self.heartbeat = Heartbeat(stale_s=settings.db_retry_max_s + 300)
         self.rules = rules_from_settings(settings)
-        self.linger = Linger(settings.worker_linger_ms / 1000, settings.worker_linger_questions, settings.worker_linger_min_qps)
+        # adaptive: a bandit picks the window per load level (0 included), so no rate gate
+        self.linger_control = (
+            LingerController(settings.latency_target_p99_ms, start_ms=settings.worker_linger_ms)
+            if settings.worker_linger_adaptive
+            else None
+        )
+        self.linger = Linger(settings.worker_linger_ms / 1000, settings.worker_linger_questions,
+                             0.0 if self.linger_control else settings.worker_linger_min_qps)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batches in hand and leave the group.
@@ -109,6 +117,7 @@ class BatchWorker:
         try:
             while not stop.is_set():
                 self.heartbeat.beat()
+                self._adapt_linger()
                 polled = await consumer.getmany(timeout_ms=200, max_records=self.settings.worker_max_batches)
                 if not any(polled.values()):
                     outbox.raise_if_failed()
@@ -132,10 +141,18 @@ class BatchWorker:
                 await health.cleanup()
             await asyncio.to_thread(self.executor.shutdown, True)  # a call still running ends first
 
+    def _adapt_linger(self) -> None:
+        """With `AUTOGLM_WORKER_LINGER_ADAPTIVE`, let the controller set the linger window."""
+        if self.linger_control is not None:
+            now = time.monotonic()
+            self.linger_control.tick(now, self.linger.rate(now))
+            self.linger.window_s = self.linger_control.window_s
+
     async def _serve_health(self) -> web.AppRunner | None:
         if not self.settings.health_port:
             return None
-        counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld}  # noqa: E731
+        counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld,  # noqa: E731
+                            "linger": self.linger_control.snapshot() if self.linger_control else None}
         return await serve_health(self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters)
 
     async def _gather(
@@ -199,6 +216,9 @@ class BatchWorker:
                     grouped.setdefault(tp, []).append(a)
         self.answered += await delivery.deliver(grouped, offsets)
         self.deliveries += 1
+        if self.linger_control is not None:
+            committed = now_ms()
+            self.linger_control.observe([committed - a.question_ts for group in grouped.values() for a in group])
 
     async def _decode(self, record: ConsumerRecord) -> Batch | None:
         """The batch in `record`, or None after dead-lettering an undecodable one."""

@@ -10,6 +10,7 @@ as infinitely late. A step stops early once the oldest unanswered question is ol
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -159,6 +160,7 @@ class Driver:
         `collector`); returns the question ids sent, in order."""
         assert self._producer is not None
         self._step += 1
+        quiet_heap()
         ids: list[str] = []
         for rate, seconds in phases:
             await send_poisson(self._producer, self.topic, self.workload, rate, seconds,
@@ -169,6 +171,7 @@ class Driver:
         """Offer `rate` questions/s for `plan.duration_s` (or until overloaded); summarise."""
         assert self._producer is not None
         self._step += 1
+        quiet_heap()
         step, ids, stats = self._step, [], SendStats()
         cpu = CpuMeter(self.pids())
         self.lag.take()
@@ -266,3 +269,13 @@ class Driver:
             "statuses": statuses,
             "duplicates_total": self.collector.duplicates,
         }
+
+
+def quiet_heap() -> None:
+    """Collect now, then put every object alive out of the garbage collector's reach
+    (`gc.freeze`), before a step: the harness's heap grows with every question it tracks,
+    and a full collection of it during a step paused the sender and the collector, which
+    showed as the system's latency (measured on a 28-s controller step: the last second's
+    p99 206-227 ms; with the harness's collector off, 98 ms)."""
+    gc.collect()
+    gc.freeze()

@@ -27,6 +27,8 @@ def headline(experiments: dict) -> dict:
         out["controller"] = {
             "convergence_s": c["step"]["convergence_s"], "target_p99_ms": c["target_p99_ms"],
             "mixed_p99_ms": {"adaptive": c["mixed_adaptive"]["p99_ms"], "fixed": (c.get("mixed_fixed") or {}).get("p99_ms")},
+            "mixed_p50_ms": {"adaptive": c["mixed_adaptive"]["p50_ms"], "fixed": (c.get("mixed_fixed") or {}).get("p50_ms")},
+            "best_fixed_linger_ms": (c.get("mixed_fixed") or {}).get("linger_ms"),
             "mixed_throughput_qps": {"adaptive": c["mixed_adaptive"]["throughput_qps"],
                                      "fixed": (c.get("mixed_fixed") or {}).get("throughput_qps")},
         }
@@ -76,13 +78,15 @@ def _controller(c: dict) -> list[str]:
         "",
         "| mixed load (low/high phases) | p50 ms | p99 ms | q/s answered | unanswered |",
         "|---|---:|---:|---:|---:|",
-        f"| adaptive controller | {_fmt(ada['p50_ms'])} | {_fmt(ada['p99_ms'])} | {_fmt(ada['throughput_qps'])} "
+        f"| adaptive (stream and worker controllers) | {_fmt(ada['p50_ms'])} | {_fmt(ada['p99_ms'])} | {_fmt(ada['throughput_qps'])} "
         f"| {ada['sent'] - ada['answered']} |",
     ]
-    if fixed:
-        lines.append(f"| fixed window {fixed['window_ms']} ms, size {fixed['max_size']} ({fixed['source']}) "
-                     f"| {_fmt(fixed['p50_ms'])} | {_fmt(fixed['p99_ms'])} | {_fmt(fixed['throughput_qps'])} "
-                     f"| {fixed['sent'] - fixed['answered']} |")
+    for run in c.get("mixed_fixed_runs") or ([fixed] if fixed else []):
+        best = " **best fixed**" if run is fixed and len(c.get("mixed_fixed_runs") or []) > 1 else ""
+        linger = f", worker linger {run['linger_ms']:.0f} ms" if "linger_ms" in run else ""
+        lines.append(f"| fixed window {run['window_ms']} ms, size {run['max_size']}{linger} ({run['source']}){best} "
+                     f"| {_fmt(run['p50_ms'])} | {_fmt(run['p99_ms'])} | {_fmt(run['throughput_qps'])} "
+                     f"| {run['sent'] - run['answered']} |")
     return lines
 
 
