@@ -59,6 +59,8 @@ def test_health_endpoints_and_graceful_sigterm(pipeline: Pipeline) -> None:
     assert read_topic(s, topic_name(s, ANSWERS), expect=1, timeout_s=120)
     _, metrics = get(streams_port, "/metrics")
     assert metrics["accepted"] >= 1
+    _, worker_metrics = get(worker_port, "/metrics")
+    assert worker_metrics["linger"]["window_ms"] in (0.0, 10.0, 25.0, 50.0)  # the adaptive linger, on by default
 
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)

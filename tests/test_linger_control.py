@@ -70,11 +70,21 @@ def test_a_rate_at_a_bucket_edge_does_not_flap() -> None:
     assert ctl.bucket == start + 1
 
 
-def test_a_new_load_starts_from_the_nearest_learnt_window() -> None:
+def test_a_new_load_starts_from_the_nearest_learnt_window_never_waiting_less_for_more_load() -> None:
     ctl = LingerController(TARGET, epsilon=0.0, start_ms=50.0)
-    ctl.tick(0.0, 100.0)
+    ctl.tick(0.0, 400.0)
     assert ctl.window_s == pytest.approx(0.05)  # nothing learnt: the configured window
-    t = _run(ctl, 0.0, 100.0, lambda w: 30 + w, 6)
+    t = _run(ctl, 0.0, 400.0, lambda w: 30 + w, 6)
     assert ctl.window_s == 0.0
-    _run(ctl, t, 400.0, lambda w: 30 + w, 1)
-    assert ctl.window_s == 0.0  # 400 q/s is new: it starts where 100 q/s ended
+    t = _run(ctl, t, 100.0, lambda w: 30 + w, 1)
+    assert ctl.window_s == 0.0  # less load, new: it starts where 400 q/s ended
+    _run(ctl, t, 1600.0, lambda w: 30 + w, 1)
+    assert ctl.window_s == pytest.approx(0.05)  # more load, new: not below the configured window
+
+
+def test_shorter_windows_are_tried_only_with_latency_to_spare() -> None:
+    ctl = LingerController(TARGET, epsilon=0.0, start_ms=50.0)
+    ctl.tick(0.0, 800.0)
+    _run(ctl, 0.0, 800.0, lambda w: 160 - w, 6)  # p99 over half the target: shorter is never tried
+    assert set(ctl.buckets[bucket_of(800.0)].q) == {3}
+    assert ctl.window_s == pytest.approx(0.05)

@@ -118,5 +118,11 @@ async def _step(pipe: Running, rate: float, plan: dict, target: float) -> dict:
 async def _mixed(pipe: Running, rate: float, plan: dict) -> dict:
     phases = [(share * rate, plan["phase_s"]) for _ in range(int(plan["cycles"])) for share in (LOW, HIGH)]
     samples, _, t0, sent_s = await _offer(pipe, phases, health=False)
+    by_share: dict[str, list[tuple[float, float]]] = {"low": [], "high": []}
+    for sent, latency in samples:  # which phase a question was sent in
+        k = int((sent - t0) // plan["phase_s"])
+        by_share["low" if k % 2 == 0 else "high"].append((sent, latency))
+    half_s = sent_s / 2
     return {"phases": [{"offered_qps": round(r, 1), "seconds": s} for r, s in phases],
-            **summary(samples, sent_s), "rolling_p99": rolling_p99(samples, t0)}
+            **summary(samples, sent_s), "by_phase": {k: summary(v, half_s) for k, v in by_share.items()},
+            "rolling_p99": rolling_p99(samples, t0)}

@@ -76,18 +76,26 @@ def _controller(c: dict) -> list[str]:
         f"Before the step p99 {_fmt(step['before_step']['p99_ms'])} ms; after it p99 {_fmt(step['after_step']['p99_ms'])} ms "
         f"at {_fmt(step['after_step']['throughput_qps'])} q/s. Cache hit rates: {_hit_rates(c.get('cache_hit_rates'))}.",
         "",
-        "| mixed load (low/high phases) | p50 ms | p99 ms | q/s answered | unanswered |",
-        "|---|---:|---:|---:|---:|",
-        f"| adaptive (stream and worker controllers) | {_fmt(ada['p50_ms'])} | {_fmt(ada['p99_ms'])} | {_fmt(ada['throughput_qps'])} "
-        f"| {ada['sent'] - ada['answered']} |",
+        "| mixed load (low/high phases) | p50 ms | p99 ms | low phases p50 / p99 | high phases p50 / p99 "
+        "| q/s answered | unanswered |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| adaptive (stream and worker controllers) | {_fmt(ada['p50_ms'])} | {_fmt(ada['p99_ms'])} | {_phases(ada)} "
+        f"| {_fmt(ada['throughput_qps'])} | {ada['sent'] - ada['answered']} |",
     ]
     for run in c.get("mixed_fixed_runs") or ([fixed] if fixed else []):
-        best = " **best fixed**" if run is fixed and len(c.get("mixed_fixed_runs") or []) > 1 else ""
+        best = " **best fixed**" if run == fixed and len(c.get("mixed_fixed_runs") or []) > 1 else ""
         linger = f", worker linger {run['linger_ms']:.0f} ms" if "linger_ms" in run else ""
         lines.append(f"| fixed window {run['window_ms']} ms, size {run['max_size']}{linger} ({run['source']}){best} "
-                     f"| {_fmt(run['p50_ms'])} | {_fmt(run['p99_ms'])} | {_fmt(run['throughput_qps'])} "
+                     f"| {_fmt(run['p50_ms'])} | {_fmt(run['p99_ms'])} | {_phases(run)} | {_fmt(run['throughput_qps'])} "
                      f"| {run['sent'] - run['answered']} |")
     return lines
+
+
+def _phases(run: dict) -> str:
+    """'low p50 / p99 | high p50 / p99' of a mixed run (n/a before runs kept them)."""
+    by = run.get("by_phase") or {}
+    return " | ".join(f"{_fmt((by.get(k) or {}).get('p50_ms'))} / {_fmt((by.get(k) or {}).get('p99_ms'))}"
+                      for k in ("low", "high"))
 
 
 def _skew(s: dict) -> list[str]:
