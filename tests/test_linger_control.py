@@ -88,3 +88,13 @@ def test_shorter_windows_are_tried_only_with_latency_to_spare() -> None:
     _run(ctl, 0.0, 800.0, lambda w: 160 - w, 6)  # p99 over half the target: shorter is never tried
     assert set(ctl.buckets[bucket_of(800.0)].q) == {3}
     assert ctl.window_s == pytest.approx(0.05)
+
+
+def test_below_the_lowest_bucket_nothing_waits() -> None:
+    ctl = LingerController(TARGET, start_ms=50.0)
+    ctl.tick(0.0, 5.0)
+    assert ctl.window_s == 0.0 and ctl.snapshot()["window_ms"] == 0.0
+    _run(ctl, 0.0, 5.0, lambda w: 30 + w, 3)
+    assert ctl.window_s == 0.0 and ctl.buckets[0].q == {}
+    ctl.tick(10.0, 100.0)
+    assert ctl.window_s == pytest.approx(0.05)  # busy: the configured window to start from

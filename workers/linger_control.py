@@ -8,7 +8,7 @@ on a slower machine waiting already paid at 45-60 q/s. No fixed window is best f
 that moves, so the worker learns one per load level from its own answers' latencies.
 
 * context: the questions per second this worker received in the last second, in doubling
-  buckets (below 25, 25-50, 50-100, ...);
+  buckets (below 25, 25-50, 50-100, ...); below 25 q/s nothing waits;
 * arms: linger windows in ms (0 never waits); the question target stays
   `AUTOGLM_WORKER_LINGER_QUESTIONS`;
 * every `epoch_s` the arm in force is scored on the latencies (question produced ->
@@ -80,8 +80,9 @@ class LingerController:
 
     @property
     def window_s(self) -> float:
-        """The linger window in force now."""
-        return self.windows_ms[self.arm] / 1000
+        """The linger window in force now: none below `LOWEST_BUCKET_QPS`, where a call's fixed
+        cost is a small share of a core and an epoch holds too few answers to learn from."""
+        return 0.0 if self.bucket == 0 else self.windows_ms[self.arm] / 1000
 
     def observe(self, latencies_ms: list[float]) -> None:
         """Latencies of answers just committed (question produced -> answer committed)."""
@@ -99,7 +100,7 @@ class LingerController:
         self._epoch_started = now
         bucket = self._next_bucket(rate_qps)
         # too few answers say nothing; an epoch whose load changed bucket mixes two loads
-        if len(self._latencies) >= self.min_answers and bucket == self.bucket:
+        if len(self._latencies) >= self.min_answers and bucket == self.bucket and bucket > 0:
             ordered = sorted(self._latencies)
             self.headroom = ordered[int(0.99 * (len(ordered) - 1))] <= self.target_ms / 2
             reward = self.reward(self._latencies)
@@ -144,7 +145,7 @@ class LingerController:
     def snapshot(self) -> dict:
         """The window in force and what each load bucket prefers (for status and the benchmark)."""
         return {
-            "window_ms": self.windows_ms[self.arm],
+            "window_ms": self.window_s * 1000,
             "bucket_qps": bucket_floor(self.bucket),
             "best_ms": {bucket_floor(b): self.windows_ms[_best(v)] for b, v in sorted(self.buckets.items()) if v.q},
         }
