@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     worker_max_batches: int = 128  # records (batches) per poll; polled batches share one reasoner call
     worker_linger_ms: float = 50.0  # a busy worker waits up to this after a poll for more questions before calling the reasoner (workers.linger); 0: never
     worker_linger_questions: int = 16  # ... or until this many questions are in hand
-    worker_linger_adaptive: bool = True  # a bandit picks the linger window per load level from answer latencies (workers.linger_control); replaces the min-qps gate
     worker_linger_min_qps: float = 40.0  # ... and only while it received at least this many questions in the last second
+    worker_linger_adaptive: bool = True  # a bandit picks the linger window per load level from answer latencies (workers.linger_control), starting from worker_linger_ms; replaces the min-qps gate
     worker_max_waiting_polls: int = 4  # reasoned polls waiting for delivery before polling stops (workers.outbox)
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call

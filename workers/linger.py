@@ -15,7 +15,9 @@ Waiting pays only when the worker is busy: below `min_rate` questions per second
 over the last `span_s`) a call's fixed cost is a small share of a core and a wait would only
 add latency, so nothing waits; above it, the worker waits until `target` questions are in
 hand or `window_s` has passed since the first poll, whichever comes first. At high load the
-reasoner is busy and polls fill by themselves anyway.
+reasoner is busy and polls fill by themselves anyway. By default the worker's adaptive
+linger (`workers.linger_control`) sets `window_s` per load level and the `min_rate` gate
+is off.
 """
 
 from __future__ import annotations

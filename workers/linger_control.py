@@ -28,9 +28,9 @@ queue that later epochs pay for: measured, without this rule the bandit lost to 
 50-ms linger on a 377/1,508 q/s mixed load, p99 186-316 vs 114-131 ms). A bucket seen for
 the first time starts from the best window of the nearest bucket already learnt (when that
 bucket had less load, no shorter than the configured window; the configured window when
-none is learnt), so a load step starts near the answer; a load that comes back is served by what its bucket learnt, at once. The bucket
-changes only when the rate leaves the current one by more than `HYSTERESIS`, so a load
-near a bucket's edge does not flap between two.
+none is learnt), so a load step starts near the answer; a load that comes back is served
+by what its bucket learnt, at once. The bucket changes only when the rate leaves the
+current one by more than `HYSTERESIS`, so a load near a bucket's edge does not flap.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ class Bucket:
     """What the controller learnt at one load level."""
 
     q: dict[int, float] = field(default_factory=dict)  # arm -> value
-    epochs: int = 0
 
 
 class LingerController:
@@ -74,7 +73,6 @@ class LingerController:
         self.arm = self.start_arm
         self.headroom = False  # the last scored epoch's p99 was within half the target
         self.bucket = 0
-        self.history: list[tuple[float, int, int, float]] = []  # (time, bucket, arm, reward), the last 600
         self._latencies: list[float] = []
         self._epoch_started: float | None = None
 
@@ -107,8 +105,6 @@ class LingerController:
             learnt = self.buckets.setdefault(self.bucket, Bucket())
             old = learnt.q.get(self.arm, reward)
             learnt.q[self.arm] = old + self.alpha * (reward - old)
-            learnt.epochs += 1
-            self.history = [*self.history[-599:], (now, self.bucket, self.arm, round(reward, 4))]
         self._latencies.clear()
         self.bucket = bucket
         self.arm = self._choose(bucket)

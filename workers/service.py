@@ -3,8 +3,8 @@
 Delivery order for one batch (DESIGN.md, delivery rules):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
    batches polled together share that call, which amortises the fixed cost per call
-   (and a busy worker polls again for up to `AUTOGLM_WORKER_LINGER_MS` first, to share
-   the call among more questions: `workers.linger`);
+   (and a busy worker polls again for a while first, to share the call among more
+   questions: `workers.linger`, its window learnt per load level by `workers.linger_control`);
    while it reasons, earlier polls' steps 2-4 run (a two-stage pipeline: CPU for one
    poll overlaps I/O for those before; `workers.outbox` delivers every poll that waits
    in one step 2-4, in poll order, so I/O does not fall behind as load grows);
