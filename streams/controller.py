@@ -9,9 +9,16 @@ Each service has its own arm values, learnt from the latencies of its answers:
            SLO, the one that moves more wins);
 * Q(arm) <- Q(arm) + alpha * (reward - Q(arm)): a recency-weighted average, because the
   best arm moves when the load moves (a load step must be followed, not averaged away);
-* the next arm is the best arm or an untried neighbour of it (optimism in the face of
-  uncertainty), or with probability epsilon a random neighbour (to notice change);
-  exploring only adjacent windows/sizes keeps exploration cheap in latency.
+* the next arm is the best arm or, while the last epoch missed the target, an untried
+  neighbour of it (optimism in the face of uncertainty), or with probability epsilon a
+  random neighbour (to notice change); while the target holds, untried arms are worth no
+  more than the best, so the controller stays put instead of touring 20 arms (a 2-s
+  epoch per arm per service is longer than a load phase lasts);
+  exploring only adjacent windows/sizes keeps exploration cheap in latency;
+* a longer window is explored only while the last epoch's p99 was within half the
+  target: a (service, user) cluster rarely sees company within a window, so a longer
+  window mostly makes every question of the service wait it out, and near capacity
+  that showed as 2-s bursts of p99 over the SLO (the controller experiment's step).
 
 Inputs come from the `answers` topic (total latency per answer), so the controller needs
 no cooperation from the workers. Arms never exceed the configured maximum batch size.
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 WINDOWS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1)
 SIZES: tuple[int, ...] = (10, 25, 50, 100)
 OPTIMISTIC = 2.0  # above any reward (at most 1.1): untried neighbours get tried first
+LATENCY_WEIGHT = 0.2  # reward per unit of mean latency / target
+HEADROOM = 0.5  # a longer window is explored only when the last p99 <= this x target
 
 
 @dataclass
@@ -35,6 +44,7 @@ class ServiceState:
     q: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     history: list[tuple[float, int, float]] = field(default_factory=list)  # (time, arm, reward)
+    last_p99_ms: float = 0.0
 
 
 class BatchController:
@@ -76,6 +86,7 @@ class BatchController:
             if not state.latencies_ms:
                 continue
             reward = self._reward(state.latencies_ms, elapsed)
+            state.last_p99_ms = _p99(state.latencies_ms)
             old = state.q.get(state.arm, reward)
             state.q[state.arm] = old + self.alpha * (reward - old)
             state.history.append((now, state.arm, reward))
@@ -84,27 +95,34 @@ class BatchController:
 
     def _reward(self, latencies_ms: list[float], elapsed_s: float) -> float:
         attained = sum(1 for x in latencies_ms if x <= self.p99_target_ms) / len(latencies_ms)
-        p99 = sorted(latencies_ms)[int(0.99 * (len(latencies_ms) - 1))]
-        closeness = min(1.0, self.p99_target_ms / max(p99, 1e-6))  # a slope when nothing attains
+        closeness = min(1.0, self.p99_target_ms / max(_p99(latencies_ms), 1e-6))  # a slope when nothing attains
         throughput = len(latencies_ms) / elapsed_s
         self.best_throughput = max(self.best_throughput, throughput)
-        return 0.5 * attained + 0.5 * closeness + 0.1 * throughput / self.best_throughput
+        mean = sum(latencies_ms) / len(latencies_ms)
+        return (0.5 * attained + 0.5 * closeness + 0.1 * throughput / self.best_throughput
+                - LATENCY_WEIGHT * mean / self.p99_target_ms)
 
     def _next_arm(self, state: ServiceState) -> int:
-        """Hill-climb with optimism: the best arm or an untried neighbour of it (untried
-        arms look better than any score), and now and then a random neighbour."""
+        """Hill-climb: the best arm or, while the target is missed, an untried neighbour of
+        it (untried arms then look better than any score), and now and then a random
+        neighbour; longer windows only with latency to spare."""
         top = max(state.q.values())
         best = self.rng.choice([a for a, v in state.q.items() if v >= top - 1e-3])  # wander plateaus
-        if self.rng.random() < self.epsilon:
-            return self.rng.choice(self._neighbours(best))
-        candidates = [best, *self._neighbours(best)]
-        return max(candidates, key=lambda a: state.q.get(a, OPTIMISTIC))
+        longer = state.last_p99_ms <= HEADROOM * self.p99_target_ms
+        neighbours = self._neighbours(best, longer)
+        if neighbours and self.rng.random() < self.epsilon:
+            return self.rng.choice(neighbours)
+        untried = OPTIMISTIC if state.last_p99_ms > self.p99_target_ms else top  # satisfice while it holds
+        return max([best, *neighbours], key=lambda a: state.q.get(a, untried))  # a tie keeps `best`
 
-    def _neighbours(self, arm: int) -> list[int]:
+    def _neighbours(self, arm: int, longer: bool = True) -> list[int]:
+        """Arms one step away in window or size (a longer window only when `longer`)."""
         w, s = self.arms[arm]
         wi, si = WINDOWS_S.index(w), SIZES.index(s)
         out = []
         for dw, ds in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            if dw > 0 and not longer:
+                continue
             if 0 <= wi + dw < len(WINDOWS_S) and 0 <= si + ds < len(SIZES):
                 out.append(self.arms.index((WINDOWS_S[wi + dw], SIZES[si + ds])))
         return out
@@ -121,3 +139,7 @@ class BatchController:
             name: {"window_ms": self.arms[st.arm][0] * 1000, "max_size": self.arms[st.arm][1], "q": st.q.get(st.arm)}
             for name, st in self.services.items()
         }
+
+
+def _p99(latencies_ms: list[float]) -> float:
+    return sorted(latencies_ms)[int(0.99 * (len(latencies_ms) - 1))]

@@ -45,3 +45,28 @@ def test_follows_a_load_step() -> None:
     load["high"] = True
     simulate(c, latency, epochs=60)
     assert met_share(c, latency, last=30) >= 0.8
+
+
+def test_prefers_the_shortest_window_when_waiting_buys_nothing() -> None:
+    # Every arm holds the target; a longer window only makes each question wait it out
+    # (a cluster rarely sees company within a window), so the fastest arm must win.
+    def latency(window: float, size: int) -> float:
+        return 30 + window * 1000
+
+    shares = []
+    for seed in range(6):  # exploration is random: judge the typical run, not one seed
+        c = BatchController(p99_target_ms=200, seed=seed, start=(0.05, 50))
+        simulate(c, latency, epochs=80)
+        recent = [c.arms[arm][0] for _, arm, _ in c.services["s"].history[-30:]]
+        shares.append(sum(1 for w in recent if w <= 0.01) / len(recent))
+    assert sum(shares) / len(shares) >= 0.6, shares
+
+
+def test_explores_no_longer_window_without_latency_to_spare() -> None:
+    # p99 above half the target at every arm: a longer window than the start's must not be tried.
+    def latency(window: float, size: int) -> float:
+        return 120 + window * 1000
+
+    c = BatchController(p99_target_ms=200, seed=4, start=(0.01, 50))
+    simulate(c, latency, epochs=60)
+    assert max(c.arms[arm][0] for _, arm, _ in c.services["s"].history) <= 0.01

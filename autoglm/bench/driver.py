@@ -10,12 +10,13 @@ as infinitely late. A step stops early once the oldest unanswered question is ol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from aiokafka import AIOKafkaProducer
 
@@ -154,24 +155,31 @@ class Driver:
         return {"sent": n, "answered": len(got), "throughput_qps": round(len(got) / elapsed, 1),
                 "elapsed_s": round(elapsed, 2)}
 
-    async def offer(self, phases: list[tuple[float, float]]) -> list[str]:
+    async def offer(self, phases: list[tuple[float, float]], drain_s: float = 0.0) -> list[str]:
         """Offer Poisson load through consecutive (rate, seconds) phases with no pause
         between them and no summary (experiments build their own timelines from
-        `collector`); returns the question ids sent, in order."""
+        `collector`), then wait up to `drain_s` for the last answers (with the harness's
+        garbage collector still off: the last answers are measured too); returns the
+        question ids sent, in order."""
         assert self._producer is not None
         self._step += 1
-        quiet_heap()
         ids: list[str] = []
-        for rate, seconds in phases:
-            await send_poisson(self._producer, self.topic, self.workload, rate, seconds,
-                               self._on_sent(self._step, ids), self.rng, SendStats())
+        with quiet_heap():
+            for rate, seconds in phases:
+                await send_poisson(self._producer, self.topic, self.workload, rate, seconds,
+                                   self._on_sent(self._step, ids), self.rng, SendStats())
+            if drain_s > 0:
+                await self.drain(drain_s)
         return ids
 
     async def step(self, rate: float, plan: StepPlan, label: str = "sweep") -> dict:
         """Offer `rate` questions/s for `plan.duration_s` (or until overloaded); summarise."""
+        with quiet_heap():
+            return await self._step_at(rate, plan, label)
+
+    async def _step_at(self, rate: float, plan: StepPlan, label: str) -> dict:
         assert self._producer is not None
         self._step += 1
-        quiet_heap()
         step, ids, stats = self._step, [], SendStats()
         cpu = CpuMeter(self.pids())
         self.lag.take()
@@ -271,11 +279,21 @@ class Driver:
         }
 
 
-def quiet_heap() -> None:
-    """Collect now, then put every object alive out of the garbage collector's reach
-    (`gc.freeze`), before a step: the harness's heap grows with every question it tracks,
-    and a full collection of it during a step paused the sender and the collector, which
-    showed as the system's latency (measured on a 28-s controller step: the last second's
-    p99 206-227 ms; with the harness's collector off, 98 ms)."""
+@contextlib.contextmanager
+def quiet_heap() -> Iterator[None]:
+    """Collect now, put every object alive out of the garbage collector's reach
+    (`gc.freeze`), and keep the collector off until the step ends.
+
+    Why: the harness's heap grows with every question it tracks, and a full collection
+    of it paused the sender and the collector, which showed as the system's latency.
+    Freezing before a step was not enough: within one 28-s controller step the
+    harness's full collections grew from 12 to 344 ms (a gc callback, 02:35 UTC) and the
+    step's rolling 2-s p99 jumped by 100-220 ms at each. Reference counting still frees
+    what a step drops; cyclic garbage waits for the collection at the next step."""
     gc.collect()
     gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -92,9 +92,8 @@ async def _offer(pipe: Running, phases: list[tuple[float, float]], health: bool)
     metrics: list[tuple[float, dict]] = []
     sampler = asyncio.create_task(sample_metrics(pipe.health_port, 0.5, metrics)) if health else None
     t0 = time.time()
-    ids = await pipe.driver.offer(phases)
-    sent_s = time.time() - t0
-    await pipe.driver.drain(10.0)
+    ids = await pipe.driver.offer(phases, drain_s=10.0)
+    sent_s = sum(seconds for _, seconds in phases)
     pipe.driver.forget_outstanding()
     if sampler is not None:
         sampler.cancel()

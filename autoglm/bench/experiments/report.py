@@ -41,7 +41,11 @@ def headline(experiments: dict) -> dict:
         out["splitting"] = {"active": sp.get("active"), "note": sp.get("note"),
                             "p99_ms": {k: (sp.get(k) or {}).get("p99_ms") for k in ("off", "on")},
                             "reasoner_call_mean": {k: ((sp.get(k) or {}).get("reasoner_calls") or {}).get("mean")
-                                                   for k in ("off", "on")}}
+                                                   for k in ("off", "on")},
+                            "largest_call_ms": {k: ((sp.get(k) or {}).get("reasoner_call_ms") or {}).get("max")
+                                                for k in ("off", "on")},
+                            "calls_over_budget": {k: ((sp.get(k) or {}).get("over_budget") or {}).get("calls")
+                                                  for k in ("off", "on")}}
     ca = experiments.get("caches") or {}
     if ca.get("runs"):
         out["caches"] = {r["name"]: {"p99_ms": r["p99_ms"], "reasoner_ms_per_question": r["reasoner_ms_per_question"],
@@ -123,8 +127,11 @@ def _splitting(sp: dict) -> list[str]:
              f"({sp['reference_source']})."]
     if sp.get("note"):
         lines.append(f"Note: {sp['note']}.")
-    lines += ["", "| max_batch_cost | p50 ms | p99 ms | q/s | reasoner call mean / max | calls per poll | cache hit rates |",
-              "|---|---:|---:|---:|---:|---:|---|"]
+    if sp.get("budget_rule"):
+        lines.append(f"Budget: {sp['budget_rule']}; calls over it count calls of more than one question.")
+    lines += ["", "| max_batch_cost | p50 ms | p99 ms | q/s | reasoner call mean / max | calls per poll "
+              "| largest call: cost, ms | calls over budget | cache hit rates |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for key in ("off", "on"):
         r = sp.get(key)
         if not r:
@@ -133,8 +140,13 @@ def _splitting(sp: dict) -> list[str]:
         budget = "never splits" if r["max_batch_cost"] is None else f"{r['max_batch_cost']:,.0f}"
         lines.append(f"| {key}: {budget} | {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['throughput_qps'])} "
                      f"| {_fmt(calls.get('mean'))} / {_fmt(calls.get('max'))} | {_fmt(r['calls_per_estimate'])} "
-                     f"| {_hit_rates(r.get('cache_hit_rates'))} |")
+                     f"| {_fmt(r.get('reasoner_call_cost_max'))}, {_fmt((r.get('reasoner_call_ms') or {}).get('max'))} "
+                     f"| {_over(r.get('over_budget'))} | {_hit_rates(r.get('cache_hit_rates'))} |")
     return lines
+
+
+def _over(over: dict | None) -> str:
+    return f"{over['calls']} of {over['of']}" if over else "–"
 
 
 def _caches(ca: dict) -> list[str]:
