@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 def freeze_startup_objects() -> int:
@@ -21,3 +23,19 @@ def freeze_startup_objects() -> int:
     gc.collect()  # start-up garbage goes now instead of being frozen with the rest
     gc.freeze()
     return gc.get_freeze_count()
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """Keep the garbage collector off while a process loads its models (then call
+    `freeze_startup_objects`). Why: every full collection during the load walks all that
+    was loaded so far; in the reasoner process they grew from 20 to 281 ms each (a gc
+    callback, 03:46 UTC); with the collector off while it loads, the reasoner process
+    was ready in 9.4 s (twice) against 10.0-10.2 s with it on (03:55 UTC)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

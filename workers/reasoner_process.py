@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from autoglm.heap import freeze_startup_objects
+from autoglm.heap import collector_off, freeze_startup_objects
 from schemas.question import Question
 from schemas.settings import Settings
 from workers.reasoner import Reasoned, Reasoner
@@ -106,7 +106,8 @@ def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: 
 
     setup_logging(log_level)  # the worker's level: its log shows the model loading (`kb loaded`)
     _max_batch_cost = settings.max_batch_cost
-    _child = loader(settings)
+    with collector_off():
+        _child = loader(settings)
     freeze_startup_objects()
 
 
