@@ -30,7 +30,7 @@ def collector_off() -> Iterator[None]:
     """Keep the garbage collector off while a process loads its models (then call
     `freeze_startup_objects`). Why: every full collection during the load walks all that
     was loaded so far; in the reasoner process they grew from 20 to 281 ms each (a gc
-    callback, 03:46 UTC); with the collector off while it loads, the reasoner process
+    callback, 03:49 UTC); with the collector off while it loads, the reasoner process
     was ready in 9.4 s (twice) against 10.0-10.2 s with it on (03:55 UTC)."""
     was_enabled = gc.isenabled()
     gc.disable()

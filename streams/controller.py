@@ -85,17 +85,17 @@ class BatchController:
         for state in self.services.values():
             if not state.latencies_ms:
                 continue
-            reward = self._reward(state.latencies_ms, elapsed)
             state.last_p99_ms = _p99(state.latencies_ms)
+            reward = self._reward(state.latencies_ms, state.last_p99_ms, elapsed)
             old = state.q.get(state.arm, reward)
             state.q[state.arm] = old + self.alpha * (reward - old)
             state.history.append((now, state.arm, reward))
             state.latencies_ms.clear()
             state.arm = self._next_arm(state)
 
-    def _reward(self, latencies_ms: list[float], elapsed_s: float) -> float:
+    def _reward(self, latencies_ms: list[float], p99_ms: float, elapsed_s: float) -> float:
         attained = sum(1 for x in latencies_ms if x <= self.p99_target_ms) / len(latencies_ms)
-        closeness = min(1.0, self.p99_target_ms / max(_p99(latencies_ms), 1e-6))  # a slope when nothing attains
+        closeness = min(1.0, self.p99_target_ms / max(p99_ms, 1e-6))  # a slope when nothing attains
         throughput = len(latencies_ms) / elapsed_s
         self.best_throughput = max(self.best_throughput, throughput)
         mean = sum(latencies_ms) / len(latencies_ms)

@@ -28,6 +28,7 @@ from autoglm.bench.stats import (
     INF, batch_sizes, call_sizes, dominant_stage, latency_summary, size_summary, stage_summary,
 )
 from autoglm.bench.workload import Record, Workload
+from autoglm.heap import collector_off
 from schemas.kafka_config import producer_config
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, QUESTIONS, topic_name
@@ -287,13 +288,10 @@ def quiet_heap() -> Iterator[None]:
     Why: the harness's heap grows with every question it tracks, and a full collection
     of it paused the sender and the collector, which showed as the system's latency.
     Freezing before a step was not enough: within one 28-s controller step the
-    harness's full collections grew from 12 to 344 ms (a gc callback, 02:35 UTC) and the
+    harness's full collections grew from 12 to 344 ms (a gc callback, 02:29 UTC) and the
     step's rolling 2-s p99 jumped by 100-220 ms at each. Reference counting still frees
     what a step drops; cyclic garbage waits for the collection at the next step."""
     gc.collect()
     gc.freeze()
-    gc.disable()
-    try:
+    with collector_off():
         yield
-    finally:
-        gc.enable()

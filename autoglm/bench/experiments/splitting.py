@@ -95,5 +95,5 @@ def _over_budget(calls: list[dict], budget: float) -> dict:
     """How many calls of more than one question cost more than `budget` (a single question
     over it is a chunk of its own: splitting cannot help it)."""
     over = [c for c in calls if c.get("cost") is not None and c["size"] > 1 and c["cost"] > budget]
-    return {"calls": len(over), "of": len(calls), "budget": budget}
+    return {"calls": len(over), "of": len(calls)}
 
