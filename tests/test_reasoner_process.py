@@ -29,8 +29,17 @@ def _questions(n: int) -> list[Question]:
 
 
 def _child_pids(pid: int) -> list[int]:
-    """The reasoner processes under `pid` (not multiprocessing's resource tracker)."""
-    return [c.pid for c in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+    """The reasoner processes under `pid` (not multiprocessing's resource tracker, nor a
+    short-lived child that has exited and not been reaped yet: a fresh-clone CI run met one
+    as a zombie, whose command line cannot be read)."""
+    pids = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                pids.append(child.pid)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return pids
 
 
 def test_answers_like_the_same_reasoner_in_process() -> None:
