@@ -88,7 +88,7 @@ def test_the_child_exits_when_the_worker_is_killed(tmp_path) -> None:
         from schemas.settings import Settings
         from workers.reasoner_process import ReasonerProcess
         if __name__ == "__main__":
-            ReasonerProcess(Settings(), load_echo).start()
+            proc = ReasonerProcess(Settings(), load_echo).start()  # kept: a dropped pool shuts its child down
             print("ready", flush=True)
             time.sleep(600)
         """
