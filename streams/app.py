@@ -121,6 +121,7 @@ class StreamApp(faust.App):
 
     autoglm_state: "StreamState"
     fetch_max_wait_ms: int = 1500  # Faust's own; create_app sets the configured one
+    fetch_min_bytes: int = 1
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=True,
     )
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms  # before the first topic creates the transport
+    app.fetch_min_bytes = settings.kafka_fetch_min_bytes
     state = StreamState(settings)
     app.autoglm_state = state  # type: ignore[attr-defined]
     app.add_dependency(state)  # started before the agents consume, stopped after them

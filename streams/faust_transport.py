@@ -24,6 +24,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # read when the fetcher starts
+        consumer._fetch_min_bytes = self.app.fetch_min_bytes
         return consumer
 
 

@@ -136,7 +136,7 @@ def run_pass(reasoner: Any, pairs: Sequence[QAPair], batch_size: int, raw: bool,
     now = int(time.time() * 1000)
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
     hits_at_1 = 0.0
-    wall = 0.0
+    wall = cpu = 0.0
     for batch in batches:
         questions = [
             Question(
@@ -148,17 +148,19 @@ def run_pass(reasoner: Any, pairs: Sequence[QAPair], batch_size: int, raw: bool,
             )
             for p in batch
         ]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if estimate and hasattr(reasoner, "estimate_costs"):
             reasoner.estimate_costs(questions)
         results = reasoner.answer_batch(questions)
         wall += time.perf_counter() - started
+        cpu += time.process_time() - cpu_started  # every thread of the process: torch may use several
         hits_at_1 += sum(score(p, r)["hits_at_1"] for p, r in zip(batch, results))
     stages = {k: 1000 * (v - before.get(k, 0.0)) / len(batches) for k, v in timings.items() if k != "total"}
     return {
         "questions": len(pairs),
         "questions_per_s": round(len(pairs) / wall, 1),
         "ms_per_batch": round(1000 * wall / len(batches), 2),
+        "cpu_us_per_question": round(1e6 * cpu / len(pairs), 1),
         "stage_ms_per_batch": {k: round(v, 2) for k, v in stages.items()},
         **{name: _hit_rate(cache, *counts0[name]) for name, cache in caches.items()},
         "hits_at_1": round(hits_at_1 / len(pairs), 4),
@@ -178,7 +180,7 @@ def table(report: dict[str, Any]) -> str:
     passes = report["passes"]
     stages = list(next(iter(passes.values()))["stage_ms_per_batch"])
     head = (
-        f"{'pass':<6}{'q/s':>9}{'ms/batch':>10}"
+        f"{'pass':<6}{'q/s':>9}{'ms/batch':>10}{'cpu us/q':>10}"
         + "".join(f"{s:>11}" for s in stages)
         + f"{'enc hits':>10}{'sub hits':>10}{'Hits@1':>8}"
     )
@@ -193,7 +195,7 @@ def table(report: dict[str, Any]) -> str:
     for name, p in passes.items():
         hits = "".join("-".rjust(10) if p[k] is None else f"{100 * p[k]:.0f}%".rjust(10) for k in _RATES)
         cells = "".join(f"{p['stage_ms_per_batch'].get(s, 0.0):>11.2f}" for s in stages)
-        rate = f"{name:<6}{p['questions_per_s']:>9.0f}{p['ms_per_batch']:>10.2f}"
+        rate = f"{name:<6}{p['questions_per_s']:>9.0f}{p['ms_per_batch']:>10.2f}{p['cpu_us_per_question']:>10.1f}"
         lines.append(f"{rate}{cells}{hits}{p['hits_at_1']:>8.3f}")
     lines.append(
         f"load {report['load_s']} s; peak RSS {report['peak_rss_mb']} MB "

@@ -35,6 +35,9 @@ def summarise(raw: dict, config: dict) -> dict:
         "peak_throughput_by_system": {name: s.get("peak_throughput_qps") for name, s in systems.items()},
         "common_load": common_load(systems),
         "pipeline_limit": explain_limit(pipe, config.get("cpus") or 1),
+        "reasoner_bound": reasoner_bound(raw.get("reasoner_alone") or {}, systems.get("ceiling") or {},
+                                         config.get("cpus") or 1),
+        "cpu_us_per_question": {name: cpu_us_per_question(s.get("at_max")) for name, s in systems.items()},
         "experiments_headline": experiments_report.headline(raw.get("experiments") or {}),
         "config": config,
         **raw,
@@ -64,6 +67,45 @@ def common_load(systems: dict) -> dict | None:
             if step.get("p99_ms") is None:
                 overloaded.append(name)
     return {"offered_qps": at_max.get("offered_qps"), "source": source, "p99_ms": p99, "overloaded": overloaded}
+
+
+def cpu_us_per_question(step: dict | None) -> dict[str, float] | None:
+    """Microseconds of a core each measured process spent per answered question in a step
+    (the harness and the broker included): where a system's CPU goes, comparable across
+    systems whatever their throughput."""
+    if not step or not step.get("cpu_pct") or not step.get("throughput_qps"):
+        return None
+    per = {role: round(1e4 * pct / step["throughput_qps"], 1) for role, pct in step["cpu_pct"].items()}
+    return {**per, "total": round(sum(per.values()), 1)}
+
+
+def reasoner_bound(alone: dict, ceiling: dict, cpus: int) -> dict | None:
+    """The most any system could answer here that moves questions through Kafka as cheaply
+    as the pass-through at its maximum and runs this reasoner on them: the two cores divided
+    by (the pass-through's CPU per question + the reasoner's alone), as a fraction of the
+    ceiling. Below 0.5, half the ceiling is out of reach however cheap the plumbing."""
+    relay = cpu_us_per_question(ceiling.get("at_max"))
+    top = ceiling.get("max_throughput_qps")
+    if not alone.get("cpu_us_per_question") or not relay or not top:
+        return None
+    reasoner_us = alone["cpu_us_per_question"]
+    bound = cpus * 1e6 / (relay["total"] + reasoner_us)
+    fraction = bound / top
+    return {
+        **alone,
+        "reasoner_us_per_question": round(reasoner_us, 1),
+        "relay_us_per_question": relay["total"],
+        "bound_qps": round(bound, 1),
+        "fraction_of_ceiling": round(fraction, 3),
+        "text": (f"the reasoner alone (one process, no Kafka, no PostgreSQL, warm caches, mixed-hop batches of 100) "
+                 f"spends {reasoner_us:.0f} us of CPU per question ({alone['warm_qps']:,.0f} q/s) and the "
+                 f"pass-through at its maximum {relay['total']:.0f} us (harness and broker included), so a system "
+                 f"that relayed questions as cheaply as the pass-through and only ran this reasoner on them would "
+                 f"answer at most {cpus} cores / {relay['total'] + reasoner_us:.0f} us = {bound:,.0f} q/s, "
+                 f"{fraction:.2f} of the ceiling"
+                 + (": with this reasoner at batches of 100, even plumbing as cheap as the pass-through's "
+                    "would leave half the ceiling out of reach on this machine" if fraction < 0.5 else "")),
+    }
 
 
 def _contention(step: dict, cpus: int) -> str:
@@ -186,6 +228,9 @@ def markdown(result: dict) -> str:
     lines += _stage_table(systems.get("pipeline", {}))
     if result.get("pipeline_limit"):
         lines += ["", f"What limits (c): {result['pipeline_limit']}."]
+    lines += _cpu_table(result.get("cpu_us_per_question") or {})
+    if result.get("reasoner_bound"):
+        lines += ["", f"Bound on the fraction of the ceiling: {result['reasoner_bound']['text']}."]
     lines += _window_table(systems.get("pipeline", {}))
     lines += experiments_report.markdown(result.get("experiments") or {})
     lines += ["", "Notes: (c) also deduplicates, runs the safety gate, writes every answer to PostgreSQL and "
@@ -195,6 +240,19 @@ def markdown(result: dict) -> str:
               "is the first; otherwise 15 % lower is tried); p99 figures at a fixed load are the median of 3 steps; "
               "between phases the harness waits until the system is idle."]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_table(per_system: dict) -> list[str]:
+    """CPU per answered question at each system's maximum, by process."""
+    rows = [(name, cpu) for name, cpu in per_system.items() if cpu]
+    if not rows:
+        return []
+    lines = ["", "CPU per answered question at each system's maximum (us of a core; harness and broker included):", "",
+             "| system | total | by process |", "|---|---:|---|"]
+    for name, cpu in rows:
+        parts = ", ".join(f"{role} {us:,.0f}" for role, us in cpu.items() if role != "total")
+        lines.append(f"| {LABELS.get(name, name)} | {cpu['total']:,.0f} | {parts} |")
+    return lines
 
 
 def _workload_text(config: dict) -> str:

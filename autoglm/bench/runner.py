@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autoglm.bench.bound import reasoner_alone
 from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
@@ -145,6 +146,9 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
                     common[system.name] = result["at_max"]["offered_qps"]
             system.stop()
             await drivers.pop(system.name).stop()
+        if "ceiling" in out["systems"] and not cfg.echo:
+            say("reasoner alone (no Kafka, no PostgreSQL): the bound on any serving of this model here ...")
+            out["reasoner_alone"] = await reasoner_alone(isolate(base, run_id, "pipeline"))
         if cfg.experiments:
             out["experiments"] = await _experiments(cfg, base, run_id, out["systems"].get("pipeline"))
     finally:
