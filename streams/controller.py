@@ -34,6 +34,7 @@ SIZES: tuple[int, ...] = (10, 25, 50, 100)
 OPTIMISTIC = 2.0  # above any reward (at most 1.1): untried neighbours get tried first
 LATENCY_WEIGHT = 0.2  # reward per unit of mean latency / target
 HEADROOM = 0.5  # a longer window is explored only when the last p99 <= this x target
+HISTORY = 1800  # epochs kept per service for inspection (an hour of 2-s epochs); older ones are dropped
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ServiceState:
     arm: int
     q: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
-    history: list[tuple[float, int, float]] = field(default_factory=list)  # (time, arm, reward)
+    history: list[tuple[float, int, float]] = field(default_factory=list)  # (time, arm, reward), last HISTORY
     last_p99_ms: float = 0.0
 
 
@@ -90,6 +91,8 @@ class BatchController:
             old = state.q.get(state.arm, reward)
             state.q[state.arm] = old + self.alpha * (reward - old)
             state.history.append((now, state.arm, reward))
+            if len(state.history) > HISTORY:
+                del state.history[: len(state.history) - HISTORY]
             state.latencies_ms.clear()
             state.arm = self._next_arm(state)
 

@@ -70,3 +70,14 @@ def test_explores_no_longer_window_without_latency_to_spare() -> None:
     c = BatchController(p99_target_ms=200, seed=4, start=(0.01, 50))
     simulate(c, latency, epochs=60)
     assert max(c.arms[arm][0] for _, arm, _ in c.services["s"].history) <= 0.01
+
+
+def test_history_stays_bounded() -> None:
+    """A stream processor runs for weeks: the per-service history keeps the last HISTORY epochs."""
+    from streams import controller as module
+
+    c = BatchController(p99_target_ms=200, seed=2)
+    simulate(c, lambda window, size: 50.0, epochs=module.HISTORY + 25)
+    history = c.services["s"].history
+    assert len(history) == module.HISTORY
+    assert history[-1][0] == c.epoch_started  # the newest epoch is kept, the oldest dropped
