@@ -30,3 +30,10 @@ def test_no_bound_without_both_measurements() -> None:
     ceiling = {"max_throughput_qps": 40_000.0, "at_max": {"throughput_qps": 40_000.0, "cpu_pct": {"relay": 100.0}}}
     assert reasoner_bound({"error": "timed out"}, ceiling, cpus=2) is None
     assert reasoner_bound({"cpu_us_per_question": 80.0}, {}, cpus=2) is None
+
+
+def test_other_systems_idle_processes_are_not_a_systems_cost() -> None:
+    step = {"throughput_qps": 1_000.0,
+            "cpu_pct": {"pipeline:streams": 40.0, "faust_take:faust_take": 2.0, "harness": 10.0, "kafka": 20.0}}
+    assert cpu_us_per_question(step, "pipeline") == {"pipeline:streams": 400.0, "harness": 100.0, "kafka": 200.0,
+                                                     "total": 700.0}

@@ -37,7 +37,7 @@ def summarise(raw: dict, config: dict) -> dict:
         "pipeline_limit": explain_limit(pipe, config.get("cpus") or 1),
         "reasoner_bound": reasoner_bound(raw.get("reasoner_alone") or {}, systems.get("ceiling") or {},
                                          config.get("cpus") or 1),
-        "cpu_us_per_question": {name: cpu_us_per_question(s.get("at_max")) for name, s in systems.items()},
+        "cpu_us_per_question": {name: cpu_us_per_question(s.get("at_max"), name) for name, s in systems.items()},
         "experiments_headline": experiments_report.headline(raw.get("experiments") or {}),
         "config": config,
         **raw,
@@ -69,13 +69,15 @@ def common_load(systems: dict) -> dict | None:
     return {"offered_qps": at_max.get("offered_qps"), "source": source, "p99_ms": p99, "overloaded": overloaded}
 
 
-def cpu_us_per_question(step: dict | None) -> dict[str, float] | None:
+def cpu_us_per_question(step: dict | None, system: str | None = None) -> dict[str, float] | None:
     """Microseconds of a core each measured process spent per answered question in a step
     (the harness and the broker included): where a system's CPU goes, comparable across
-    systems whatever their throughput."""
+    systems whatever their throughput. With `system`, the other systems' processes (idle
+    while it is measured, rows `name:role`) are left out."""
     if not step or not step.get("cpu_pct") or not step.get("throughput_qps"):
         return None
-    per = {role: round(1e4 * pct / step["throughput_qps"], 1) for role, pct in step["cpu_pct"].items()}
+    per = {role: round(1e4 * pct / step["throughput_qps"], 1) for role, pct in step["cpu_pct"].items()
+           if system is None or ":" not in role or role.startswith(f"{system}:")}
     return {**per, "total": round(sum(per.values()), 1)}
 
 
@@ -84,7 +86,7 @@ def reasoner_bound(alone: dict, ceiling: dict, cpus: int) -> dict | None:
     as the pass-through at its maximum and runs this reasoner on them: the two cores divided
     by (the pass-through's CPU per question + the reasoner's alone), as a fraction of the
     ceiling. Below 0.5, half the ceiling is out of reach however cheap the plumbing."""
-    relay = cpu_us_per_question(ceiling.get("at_max"))
+    relay = cpu_us_per_question(ceiling.get("at_max"), "ceiling")
     top = ceiling.get("max_throughput_qps")
     if not alone.get("cpu_us_per_question") or not relay or not top:
         return None
@@ -110,7 +112,7 @@ def reasoner_bound(alone: dict, ceiling: dict, cpus: int) -> dict | None:
 
 def _contention(step: dict, cpus: int) -> str:
     """A note when no process of ours saturates a core while the machine is overloaded."""
-    ours = max((v for k, v in (step.get("cpu_pct") or {}).items() if k != "kafka"), default=0.0)
+    ours = max((v for k, v in (step.get("cpu_pct") or {}).items() if k not in ("kafka", "postgres")), default=0.0)
     load = (step.get("loadavg") or [0.0])[0]
     if ours < 60 and load > cpus:
         return (f" - but no process of ours used more than {ours:.0f}% of a core while the machine's load average "

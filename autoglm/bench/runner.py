@@ -37,7 +37,7 @@ from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
 from autoglm.bench.search import SearchPlan, find_max
-from autoglm.bench.services import service_pids
+from autoglm.bench.services import postgres_pid, service_pids
 from autoglm.bench.systems import SYSTEMS, System, isolate
 from autoglm.bench.workload import Workload
 from autoglm.services.kafka import delete_topics_async, ensure_topics_async, kafka_pid
@@ -182,6 +182,9 @@ def _driver(system: System, systems: list[System], base: Settings, workload: Wor
         broker = kafka_pid(base) if not base.kafka_is_external else None  # may restart mid-run
         if broker:
             found["kafka"] = broker
+        database = postgres_pid(base)  # the postmaster: its tree holds every backend
+        if database:
+            found["postgres"] = database
         return found
 
     return Driver(system.name, system.settings, workload, system.lag_groups(), pids, system.batch_max_size(),
