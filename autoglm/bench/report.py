@@ -71,7 +71,7 @@ def common_load(systems: dict) -> dict | None:
 
 def cpu_us_per_question(step: dict | None, system: str | None = None) -> dict[str, float] | None:
     """Microseconds of a core each measured process spent per answered question in a step
-    (the harness and the broker included): where a system's CPU goes, comparable across
+    (the harness, the broker and the database included): where a system's CPU goes, comparable across
     systems whatever their throughput. With `system`, the other systems' processes (idle
     while it is measured, rows `name:role`) are left out."""
     if not step or not step.get("cpu_pct") or not step.get("throughput_qps"):
@@ -83,7 +83,7 @@ def cpu_us_per_question(step: dict | None, system: str | None = None) -> dict[st
 
 def reasoner_bound(alone: dict, ceiling: dict, cpus: int) -> dict | None:
     """The most any system could answer here that moves questions through Kafka as cheaply
-    as the pass-through at its maximum and runs this reasoner on them: the two cores divided
+    as the pass-through at its maximum and runs this reasoner on them: the machine's cores divided
     by (the pass-through's CPU per question + the reasoner's alone), as a fraction of the
     ceiling. Below 0.5, half the ceiling is out of reach however cheap the plumbing."""
     relay = cpu_us_per_question(ceiling.get("at_max"), "ceiling")
@@ -249,7 +249,7 @@ def _cpu_table(per_system: dict) -> list[str]:
     rows = [(name, cpu) for name, cpu in per_system.items() if cpu]
     if not rows:
         return []
-    lines = ["", "CPU per answered question at each system's maximum (us of a core; harness and broker included):", "",
+    lines = ["", "CPU per answered question at each system's maximum (us of a core; harness, broker and database included):", "",
              "| system | total | by process |", "|---|---:|---|"]
     for name, cpu in rows:
         parts = ", ".join(f"{role} {us:,.0f}" for role, us in cpu.items() if role != "total")
