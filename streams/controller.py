@@ -27,6 +27,7 @@ no cooperation from the workers. Arms never exceed the configured maximum batch 
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 WINDOWS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1)
@@ -44,7 +45,7 @@ class ServiceState:
     arm: int
     q: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
-    history: list[tuple[float, int, float]] = field(default_factory=list)  # (time, arm, reward), last HISTORY
+    history: deque[tuple[float, int, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))  # (time, arm, reward)
     last_p99_ms: float = 0.0
 
 
@@ -91,8 +92,6 @@ class BatchController:
             old = state.q.get(state.arm, reward)
             state.q[state.arm] = old + self.alpha * (reward - old)
             state.history.append((now, state.arm, reward))
-            if len(state.history) > HISTORY:
-                del state.history[: len(state.history) - HISTORY]
             state.latencies_ms.clear()
             state.arm = self._next_arm(state)
 

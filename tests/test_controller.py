@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.controller import BatchController
+from streams.controller import HISTORY, BatchController
 
 
 def simulate(controller: BatchController, latency_of, epochs: int, service: str = "s") -> None:  # noqa: ANN001
@@ -18,7 +18,7 @@ def simulate(controller: BatchController, latency_of, epochs: int, service: str 
 
 def met_share(c: BatchController, latency_of, last: int) -> float:  # noqa: ANN001
     """Share of the last `last` epochs whose arm met the target."""
-    recent = c.services["s"].history[-last:]
+    recent = list(c.services["s"].history)[-last:]
     return sum(1 for _, arm, _ in recent if latency_of(*c.arms[arm]) <= c.p99_target_ms) / len(recent)
 
 
@@ -57,7 +57,7 @@ def test_prefers_the_shortest_window_when_waiting_buys_nothing() -> None:
     for seed in range(6):  # exploration is random: judge the typical run, not one seed
         c = BatchController(p99_target_ms=200, seed=seed, start=(0.05, 50))
         simulate(c, latency, epochs=80)
-        recent = [c.arms[arm][0] for _, arm, _ in c.services["s"].history[-30:]]
+        recent = [c.arms[arm][0] for _, arm, _ in list(c.services["s"].history)[-30:]]
         shares.append(sum(1 for w in recent if w <= 0.01) / len(recent))
     assert sum(shares) / len(shares) >= 0.6, shares
 
@@ -74,10 +74,8 @@ def test_explores_no_longer_window_without_latency_to_spare() -> None:
 
 def test_history_stays_bounded() -> None:
     """A stream processor runs for weeks: the per-service history keeps the last HISTORY epochs."""
-    from streams import controller as module
-
     c = BatchController(p99_target_ms=200, seed=2)
-    simulate(c, lambda window, size: 50.0, epochs=module.HISTORY + 25)
+    simulate(c, lambda window, size: 50.0, epochs=HISTORY + 25)
     history = c.services["s"].history
-    assert len(history) == module.HISTORY
+    assert len(history) == HISTORY
     assert history[-1][0] == c.epoch_started  # the newest epoch is kept, the oldest dropped

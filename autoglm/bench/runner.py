@@ -37,10 +37,10 @@ from autoglm.bench.confirm import confirm_max, median_step
 from autoglm.bench.cpu import loadavg, wait_quiet
 from autoglm.bench.driver import Driver, StepPlan
 from autoglm.bench.search import SearchPlan, find_max
-from autoglm.bench.services import postgres_pid, service_pids
+from autoglm.bench.services import service_pids
 from autoglm.bench.systems import SYSTEMS, System, isolate
 from autoglm.bench.workload import Workload
-from autoglm.services.kafka import delete_topics_async, ensure_topics_async, kafka_pid
+from autoglm.services.kafka import delete_topics_async, ensure_topics_async
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,11 @@ def _driver(system: System, systems: list[System], base: Settings, workload: Wor
         """Every process of ours that is alive: the idle systems not yet measured show too."""
         found = {f"{s.name}:{role}": pid for s in systems for role, pid in s.pids().items()}
         found["harness"] = os.getpid()
-        broker = kafka_pid(base) if not base.kafka_is_external else None  # may restart mid-run
+        broker, database = service_pids(base)  # read each time: either may restart mid-run
         if broker:
             found["kafka"] = broker
-        database = postgres_pid(base)  # the postmaster: its tree holds every backend
         if database:
-            found["postgres"] = database
+            found["postgres"] = database  # the postmaster: its tree holds every backend
         return found
 
     return Driver(system.name, system.settings, workload, system.lag_groups(), pids, system.batch_max_size(),

@@ -47,11 +47,11 @@ async def run(ctx: Context) -> dict:
             out["note"] = ("splitting inactive: the reasoner has no estimate_costs, so the worker never splits "
                            "(max_batch_cost has no effect); the 'on' run was skipped")
             return out
-        if not costs:
+        if not poll_costs:
             out["active"] = False
             out["note"] = "no cost estimates were logged in the 'off' run; the 'on' run was skipped"
             return out
-        budget = max(1.0, percentile(poll_costs, BUDGET_Q) if poll_costs else percentile(costs, 0.5))  # 0: never split
+        budget = max(1.0, percentile(poll_costs, BUDGET_Q))  # 0 would switch splitting off
         out["budget_rule"] = f"p{round(100 * BUDGET_Q)} of the 'off' run's per-poll costs"
         out["question_cost"] = {"p50": percentile(costs, 0.5), "p90": percentile(costs, 0.9), "max": max(costs)}
         out["off"]["over_budget"] = _over_budget(off_calls, budget)
