@@ -2,7 +2,7 @@
 UV ?= uv
 RUN = $(UV) run
 
-.PHONY: install up down demo test bench bench-reasoner chaos fuzz schemas
+.PHONY: install up down demo test lint format bench bench-reasoner chaos fuzz schemas
 
 install:
 	bash infra/install.sh
@@ -18,6 +18,16 @@ demo: up
 
 test: up
 	$(RUN) pytest -q
+
+# ruff (lint, format, import order) and import-linter (the layers of docs/design.md).
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+format: install
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
 
 schemas:
 	$(RUN) python -m schemas.export

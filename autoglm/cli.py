@@ -4,54 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
-from autoglm.logs import setup_logging
-from autoglm.processes import terminate
+from runtime.fleet import Fleet, run_until_signalled
+from runtime.logs import setup_logging
 from schemas.settings import Settings, get_settings
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from autoglm.services import up
+    from runtime.services import up
 
     up(settings)
     return 0
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    from autoglm.services import down
+    from runtime.services import down
 
     down(settings)
     return 0
-
-
-def spawn_pipeline(workers: int, reasoner: str | None = None, log_dir: Path | None = None) -> list[subprocess.Popen]:
-    """Start one stream processor and `workers` worker processes as children."""
-    env = dict(os.environ)
-    if reasoner:
-        env["AUTOGLM_REASONER"] = reasoner
-    base = [sys.executable, "-m", "autoglm.cli", "run"]
-    cmds = [base + ["--streams-only"]] + [base + ["--workers-only"] for _ in range(workers)]
-    procs = []
-    for i, cmd in enumerate(cmds):
-        name = "streams" if i == 0 else f"worker-{i}"
-        out = open(log_dir / f"{name}.log", "ab") if log_dir else None
-        child_env = {**env, "AUTOGLM_WORKER_INSTANCE": name}  # stable transactional id per slot
-        if get_settings().health_port:  # streams on the base port, worker k on base + k
-            child_env["AUTOGLM_HEALTH_PORT"] = str(get_settings().health_port + i)
-        procs.append(subprocess.Popen(cmd, env=child_env, stdout=out, stderr=subprocess.STDOUT if out else None))
-    return procs
-
-
-def stop_pipeline(procs: list[subprocess.Popen], timeout_s: float = 30.0) -> None:
-    """SIGTERM every child, then SIGKILL what has not exited in time."""
-    terminate(procs, timeout_s)
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,31 +43,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
         run_worker(settings)
         return 0
-    procs = spawn_pipeline(args.workers, args.reasoner)
-    print(f"pipeline running: 1 stream processor, {args.workers} worker(s); Ctrl-C stops it", file=sys.stderr)
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    stop_pipeline(procs)
-    return 0
-
-
-def print_answer(answer: object) -> None:
-    from schemas.answer import Answer
-
-    assert isinstance(answer, Answer)
-    print(f"Q: {answer.text}")
-    print(f"   status={answer.status} confidence={answer.confidence:.2f} model={answer.model.name}")
-    if answer.reason:
-        print(f"   reason: {answer.reason}")
-    for item, path in list(zip(answer.answers, answer.paths))[:5]:
-        print(f"   {item.entity}  ({item.score:.2f})   path: {' -> '.join(path)}")
-    if len(answer.answers) > 5:
-        print(f"   ... {len(answer.answers) - 5} more")
-    if answer.sentence:
-        print(f"   {answer.sentence}")
+    fleet = Fleet(settings, log_level=args.log_level)
+    fleet.start_pipeline(args.workers, settings.health_port)
+    print(
+        f"pipeline running: 1 stream processor, {args.workers} worker(s); Ctrl-C or SIGTERM stops it", file=sys.stderr
+    )
+    return run_until_signalled(fleet)
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
@@ -101,6 +58,8 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(answer.to_bytes().decode())
     else:
+        from autoglm.render import print_answer
+
         print_answer(answer)
     return 0 if answer.status == "ok" else 1
 
@@ -118,7 +77,7 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from schemas.kafka_config import common_config
+    from runtime.kafka_config import common_config
     from schemas.topics import topic_name
 
     async def run() -> None:
@@ -157,8 +116,8 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.evaluate import evaluate
-    from workers.reasoner import load_reasoner
+    from reasoning.evaluate import evaluate
+    from reasoning.loading import load_reasoner
 
     if args.reasoner:
         settings = settings.model_copy(update={"reasoner": args.reasoner})
@@ -173,7 +132,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.gnn.train import main as train_main
+    from reasoning.gnn.train import main as train_main
 
     return train_main(args.rest)
 
@@ -181,7 +140,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     import asyncpg
 
-    from workers.gnn.explain import render
+    from reasoning.gnn.explain import render
 
     async def fetch() -> dict | None:
         conn = await asyncpg.connect(settings.dsn)
@@ -199,27 +158,34 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench_reasoner(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.bench_reasoner import main as bench_main
+    from reasoning.bench_reasoner import main as bench_main
 
     return bench_main(args.rest)
+
+
+def _harness(name: str):
+    """The `main` of a harness tool (`bench`, `chaos`, `fuzz`). The harness drives the
+    product from outside and ships with the repository, not the wheel, so the product
+    names it here instead of importing it (import-linter keeps the product free of it)."""
+    try:
+        return importlib.import_module(f"harness.{name}").main
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            f"`autoglm {name}` needs the harness, which ships with the repository, not the "
+            f"package: run it from a checkout (`uv run autoglm {name}`)"
+        ) from exc
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from autoglm.bench import main as bench_main
-
-    return bench_main(args.rest)
+    return _harness("bench")(args.rest)
 
 
 def cmd_chaos(settings: Settings, args: argparse.Namespace) -> int:
-    from autoglm.chaos import main as chaos_main
-
-    return chaos_main(args.rest)
+    return _harness("chaos")(args.rest)
 
 
 def cmd_fuzz(settings: Settings, args: argparse.Namespace) -> int:
-    from autoglm.fuzz import main as fuzz_main
-
-    return fuzz_main(args.rest)
+    return _harness("fuzz")(args.rest)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -274,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--reasoner", choices=["baseline", "gnn"])
 
-    p = sub.add_parser("train", add_help=False, help="train the GNN reasoner on qa_train (see workers/checkpoints)")
+    p = sub.add_parser("train", add_help=False, help="train the GNN reasoner on qa_train (see reasoning/checkpoints)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the trainer (try --help)")
 
     p = sub.add_parser("explain", help="render an answered question's subgraph with its path highlighted")
@@ -287,10 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", add_help=False, help="serving benchmark through Kafka: baselines, ceiling, this system")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --quick --json")
 
-    p = sub.add_parser("chaos", add_help=False, help="fault-injection suite: kills, restarts, pauses; counts lost and doubled")
+    p = sub.add_parser(
+        "chaos", add_help=False, help="fault-injection suite: kills, restarts, pauses; counts lost and doubled"
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 5000 --json")
 
-    p = sub.add_parser("fuzz", add_help=False, help="hostile and malformed input against the real ingest and feedback paths")
+    p = sub.add_parser(
+        "fuzz", add_help=False, help="hostile and malformed input against the real ingest and feedback paths"
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="e.g. --n 100000")
 
     p = sub.add_parser("demo", help="run the pipeline on qa_val questions and summarise")

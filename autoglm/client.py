@@ -9,16 +9,16 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
-from autoglm.kafka_meta import partitions_of
+from runtime.admin import partitions_of
+from runtime.kafka_config import common_config, producer_config
 from schemas.answer import Answer
-from schemas.kafka_config import common_config, producer_config
 from schemas.question import Question
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, QUESTIONS, topic_name
@@ -109,9 +109,7 @@ def make_question(text: str, service: str, user_id: str, topic_entity: str | Non
 def spread_users(items: list[MetaQAItem], services: int, users: int, seed: int = 7) -> list[Question]:
     """Questions from `items`, spread over several services and users (deterministically)."""
     rng = random.Random(seed)
-    return [
-        make_question(it.text, f"svc-{rng.randrange(services)}", f"user-{rng.randrange(users)}") for it in items
-    ]
+    return [make_question(it.text, f"svc-{rng.randrange(services)}", f"user-{rng.randrange(users)}") for it in items]
 
 
 async def ask(settings: Settings, text: str, service: str, user_id: str, timeout_s: float) -> Answer:
@@ -120,14 +118,16 @@ async def ask(settings: Settings, text: str, service: str, user_id: str, timeout
     try:
         question = make_question(text, service, user_id)
         await send_questions(settings, [question])
+
         async def wait() -> Answer:
             async for answer in stream_answers(consumer):
                 if answer.question_id == question.question_id:
                     return answer
             raise RuntimeError("answers stream ended")
+
         try:
             return await asyncio.wait_for(wait(), timeout=timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(
                 f"no answer within {timeout_s:.0f}s: is the pipeline running? start it with `autoglm run`"
             ) from None

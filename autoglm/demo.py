@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from autoglm.cli import print_answer, spawn_pipeline, stop_pipeline
 from autoglm.client import MetaQAItem, answers_tail, ask, make_question, now_ms, read_metaqa, send_questions
+from autoglm.render import print_answer
+from reasoning.metaqa import qa_file
+from runtime.fleet import Fleet
 from schemas.answer import Answer
 from schemas.settings import Settings
-from workers.metaqa import qa_file
 
 
 def demo_items(n: int, raw_text: bool, seed: int = 11) -> list[MetaQAItem]:
@@ -37,9 +38,11 @@ async def wait_until_serving(settings: Settings, timeout_s: float) -> None:
         try:
             await ask(settings, "what movies did [Ginger Rogers] act in", "demo", "probe", timeout_s=15)
             return
-        except TimeoutError:
+        except TimeoutError as exc:
             if time.monotonic() > deadline:
-                raise TimeoutError("the pipeline did not answer within the start-up time; see .state/demo/*.log")
+                raise TimeoutError(
+                    "the pipeline did not answer within the start-up time; see .state/demo/*.log"
+                ) from exc
 
 
 async def drive(settings: Settings, items: list[MetaQAItem], timeout_s: float) -> tuple[dict, dict, float, float]:
@@ -71,19 +74,22 @@ async def drive(settings: Settings, items: list[MetaQAItem], timeout_s: float) -
 
 
 def run_demo(settings: Settings, n: int, workers: int, raw_text: bool, reasoner: str | None) -> int:
-    from autoglm.services import up
+    from runtime.services import up
 
     up(settings)
     log_dir = Path(settings.state_dir) / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
-    procs = spawn_pipeline(workers, reasoner, log_dir)
+    if reasoner:
+        settings = settings.model_copy(update={"reasoner": reasoner})
+    fleet = Fleet(settings, log_dir)
+    fleet.start_pipeline(workers, settings.health_port)
     try:
         print(f"pipeline starting (logs in {log_dir}) ...", file=sys.stderr)
         asyncio.run(wait_until_serving(settings, timeout_s=300))
         items = demo_items(n, raw_text)
         got, extra, t0, t_last = asyncio.run(drive(settings, items, timeout_s=300))
     finally:
-        stop_pipeline(procs)
+        fleet.stop_all()
     gold, received = extra["gold"], extra["received_ms"]
     for answer in list(got.values())[:5]:
         print_answer(answer)

@@ -48,14 +48,14 @@ class SafetyRules(BaseModel):
     def _answer_words(self) -> list[tuple[str, re.Pattern[str]]]:
         return [(f"answer_keyword:{w}", _word(w)) for w in self.blocked_answer_keywords]
 
-    def check_question(self, text: str) -> "RuleHit | None":
+    def check_question(self, text: str) -> RuleHit | None:
         """The first input rule that fires on `text`, or None."""
         for name, rx in self._compiled:
             if rx.search(text):
                 return RuleHit(rule=name, reason=f"question blocked by safety rule {name}")
         return None
 
-    def check_answer(self, entities: list[str], sentence: str | None) -> "RuleHit | None":
+    def check_answer(self, entities: list[str], sentence: str | None) -> RuleHit | None:
         """The first output rule an answer breaks, or None."""
         for entity in entities:
             if not entity.strip() or len(entity) > self.max_answer_chars:

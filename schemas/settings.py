@@ -32,9 +32,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "AUTOGLM_KAFKA_BOOTSTRAP_SERVERS"),
     )
     # The application's connection (least-privilege role autoglm_app on the embedded server).
-    database_url: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("DATABASE_URL", "AUTOGLM_DATABASE_URL")
-    )
+    database_url: SecretStr | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "AUTOGLM_DATABASE_URL"))
     # The owner role that runs migrations; DATABASE_URL when only that is given.
     database_admin_url: SecretStr | None = None
     state_dir: Path = REPO_ROOT / ".state"
@@ -79,7 +77,9 @@ class Settings(BaseSettings):
     produce_retry_s: float = 300.0  # the stream processor re-sends this long while the broker is away
     dedup_capacity: int = 200_000
     stream_app_id: str = "autoglm-streams"
-    load_aware_routing: bool = True  # bounded-load consistent hashing of batches to workers' home partitions, fed by worker status
+    load_aware_routing: bool = (
+        True  # bounded-load consistent hashing of batches to workers' home partitions, fed by worker status
+    )
     routing_epsilon: float = 0.25
     adaptive_batching: bool = False  # online controller tunes window and size per service
     latency_target_p99_ms: float = 150.0  # the controller's p99 target
@@ -100,16 +100,20 @@ class Settings(BaseSettings):
     worker_max_batches: int = 128  # records (batches) per poll; polled batches share one reasoner call
     worker_linger_ms: float = 50.0  # a busy worker waits up to this after a poll for more questions before calling the reasoner (workers.linger); 0: never
     worker_linger_questions: int = 16  # ... or until this many questions are in hand
-    worker_linger_min_qps: float = 40.0  # ... and only while it received at least this many questions in the last second
+    worker_linger_min_qps: float = (
+        40.0  # ... and only while it received at least this many questions in the last second
+    )
     worker_linger_adaptive: bool = True  # a bandit picks the linger window per load level from answer latencies (workers.linger_control), starting from worker_linger_ms; replaces the min-qps gate
     worker_max_waiting_polls: int = 4  # reasoned polls waiting for delivery before polling stops (workers.outbox)
     status_interval_s: float = 1.0  # how often a worker publishes its load to workers.status
     max_batch_cost: float = 400_000.0  # estimated subgraph nodes + edges per reasoner call; 0: never split  # batches polled together share one reasoner call
     reasoner: str = "gnn"  # or "baseline": template kNN paths, kept as the comparison
     reasoner_process: bool = True  # worker: the reasoner runs in a child process (workers/reasoner_process.py: no GIL shared with the event loop)
-    gnn_checkpoint: Path | None = None  # default: the committed workers/checkpoints/gnn.pt
+    gnn_checkpoint: Path | None = None  # default: the committed reasoning/checkpoints/gnn.pt
     encode_cache_size: int = 50_000  # entity-masked question -> vector, bounded LRU
-    subgraph_cache_size: int = 0  # (topic entity, hop relations) -> subgraph LRU entries; 0: off (measured: pays only above ~70% repeats)
+    subgraph_cache_size: int = (
+        0  # (topic entity, hop relations) -> subgraph LRU entries; 0: off (measured: pays only above ~70% repeats)
+    )
     device: str = "auto"
     torch_threads: int = 0
     db_retry_max_s: float = 30.0

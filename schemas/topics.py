@@ -35,7 +35,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     retention = {"retention.ms": str(settings.retention_ms), "cleanup.policy": "delete"}
     # A dead letter carries the original as base64 (4/3 larger): room for a 1 MiB original.
     dlq_retention = {
-        "retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete", "max.message.bytes": str(2 * 1024 * 1024),
+        "retention.ms": str(30 * 24 * 3600 * 1000),
+        "cleanup.policy": "delete",
+        "max.message.bytes": str(2 * 1024 * 1024),
     }
     rf = settings.replication_factor
     p = settings.partitions
@@ -48,7 +50,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(topic_name(settings, FEEDBACK_DLQ), 1, rf, dlq_retention),
         # Only the latest status per worker matters: compacted, small segments.
         TopicSpec(
-            topic_name(settings, WORKERS_STATUS), 1, rf,
+            topic_name(settings, WORKERS_STATUS),
+            1,
+            rf,
             {"cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"},
         ),
     ]

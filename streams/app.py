@@ -16,18 +16,18 @@ import faust
 import mode
 from aiohttp import web
 
+from runtime.db import create_pool
+from runtime.faust_config import broker_credentials, broker_url
+from runtime.health import serve_health
+from runtime.heap import freeze_startup_objects
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, QUESTIONS, topic_name
 from streams.controller import BatchController
-from streams.faust_config import broker_credentials, broker_url
 from streams.faust_transport import Transport
 from streams.feedback import FeedbackIngest
-from streams.ingest import Ingest
 from streams.feeds import feed_latencies, feed_worker_status
+from streams.ingest import Ingest
 from streams.routing import BoundedLoadRouter
-from autoglm.db import create_pool
-from autoglm.heap import freeze_startup_objects
-from autoglm.health import serve_health
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,13 @@ class StreamState(mode.Service):
             "buffered": self.ingest.batcher.buffered,
             "waits_skipped": self.ingest.batcher.skipped_waits,
             "controller": self.controller.snapshot() if self.controller else None,
-            "routing": {"loads": self.router.loads(), "spilled": self.router.spilled,
-                        "targets": sorted(self.router.targets())} if self.router else None,
+            "routing": {
+                "loads": self.router.loads(),
+                "spilled": self.router.spilled,
+                "targets": sorted(self.router.targets()),
+            }
+            if self.router
+            else None,
             "feedback_stored": fb.stored if fb else 0,
             "feedback_dead_lettered": fb.dead_lettered if fb else 0,
         }
@@ -119,7 +124,7 @@ class StreamApp(faust.App):
     record to be acknowledged at shutdown (otherwise it would wait out the window), and
     whose consumer waits at most `fetch_max_wait_ms` for a fetch (streams.faust_transport)."""
 
-    autoglm_state: "StreamState"
+    autoglm_state: StreamState
     fetch_max_wait_ms: int = 1500  # Faust's own; create_app sets the configured one
     fetch_min_bytes: int = 1
 

@@ -26,8 +26,9 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+from typing import Generic, TypeVar
 
 from schemas.batch import Trigger
 from streams.arrivals import ArrivalGaps
@@ -55,8 +56,14 @@ class KeyedBatcher(Generic[K, T]):
     """Groups items by key and hands each closed group to `emit`."""
 
     def __init__(
-        self, emit: Emit, window_s: float, max_size: int, max_bytes: int, limits: Limits | None = None,
-        min_expected: float = 0.0, arrival_keys: int = 100_000,
+        self,
+        emit: Emit,
+        window_s: float,
+        max_size: int,
+        max_bytes: int,
+        limits: Limits | None = None,
+        min_expected: float = 0.0,
+        arrival_keys: int = 100_000,
     ) -> None:
         if max_size < 1 or max_bytes < 1 or window_s <= 0:
             raise ValueError("batch window, size and bytes limits must be positive")
@@ -153,7 +160,7 @@ class KeyedBatcher(Generic[K, T]):
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             heapq.heappop(self._deadlines)

@@ -45,7 +45,9 @@ class ServiceState:
     arm: int
     q: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
-    history: deque[tuple[float, int, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))  # (time, arm, reward)
+    history: deque[tuple[float, int, float]] = field(
+        default_factory=lambda: deque(maxlen=HISTORY)
+    )  # (time, arm, reward)
     last_p99_ms: float = 0.0
 
 
@@ -53,15 +55,23 @@ class BatchController:
     """Chooses (window_s, max_size) per service to hold a p99 target at the most throughput."""
 
     def __init__(
-        self, p99_target_ms: float, epoch_s: float = 2.0, epsilon: float = 0.15, alpha: float = 0.4,
-        start: tuple[float, int] = (0.05, 100), seed: int = 0,
+        self,
+        p99_target_ms: float,
+        epoch_s: float = 2.0,
+        epsilon: float = 0.15,
+        alpha: float = 0.4,
+        start: tuple[float, int] = (0.05, 100),
+        seed: int = 0,
     ) -> None:
         self.arms = [(w, s) for w in WINDOWS_S for s in SIZES]
         self.p99_target_ms = p99_target_ms
         self.epoch_s = epoch_s
         self.epsilon = epsilon
         self.alpha = alpha
-        self.start_arm = min(range(len(self.arms)), key=lambda i: abs(self.arms[i][0] - start[0]) + abs(self.arms[i][1] - start[1]) / 1000)
+        self.start_arm = min(
+            range(len(self.arms)),
+            key=lambda i: abs(self.arms[i][0] - start[0]) + abs(self.arms[i][1] - start[1]) / 1000,
+        )
         self.rng = random.Random(seed)
         self.services: dict[str, ServiceState] = {}
         self.best_throughput = 1e-9
@@ -101,8 +111,12 @@ class BatchController:
         throughput = len(latencies_ms) / elapsed_s
         self.best_throughput = max(self.best_throughput, throughput)
         mean = sum(latencies_ms) / len(latencies_ms)
-        return (0.5 * attained + 0.5 * closeness + 0.1 * throughput / self.best_throughput
-                - LATENCY_WEIGHT * mean / self.p99_target_ms)
+        return (
+            0.5 * attained
+            + 0.5 * closeness
+            + 0.1 * throughput / self.best_throughput
+            - LATENCY_WEIGHT * mean / self.p99_target_ms
+        )
 
     def _next_arm(self, state: ServiceState) -> int:
         """Hill-climb: the best arm or, while the target is missed, an untried neighbour of

@@ -7,7 +7,7 @@ question_id, owned by the first batch) is the durable one that survives restarts
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable
+from collections.abc import Hashable
 
 
 class RecentIds:

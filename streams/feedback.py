@@ -7,16 +7,16 @@ produced), so a crash can only cause a re-write of the same row, keyed by feedba
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from runtime.db import executemany_with_retry
 from schemas.feedback import Feedback
 from schemas.rows import UPSERT_FEEDBACK, feedback_row
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, FEEDBACK_DLQ, topic_name
 from schemas.wire import WireError, dead_letter, decode
-from autoglm.db import executemany_with_retry
 from streams.privacy import scrub_feedback
 from streams.sink import DeliverySink
 

@@ -13,8 +13,8 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from autoglm.kafka_meta import partitions_of
-from schemas.kafka_config import common_config
+from runtime.admin import partitions_of
+from runtime.kafka_config import common_config
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, WORKERS_STATUS, topic_name
 from schemas.worker_status import WorkerStatus

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import orjson
 
@@ -25,8 +25,8 @@ from schemas.wire import WireError, dead_letter, decode
 from streams.batcher import KeyedBatcher
 from streams.controller import BatchController
 from streams.dedup import RecentIds
-from streams.routing import BoundedLoadRouter
 from streams.quota import Quotas
+from streams.routing import BoundedLoadRouter
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,10 @@ class Ingest:
     """Turns question records into batches; owns the batcher and the dedup memory."""
 
     def __init__(
-        self, settings: Settings, sink: DeliverySink, controller: BatchController | None = None,
+        self,
+        settings: Settings,
+        sink: DeliverySink,
+        controller: BatchController | None = None,
         router: BoundedLoadRouter | None = None,
     ) -> None:
         self.router = router

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -41,7 +41,9 @@ _IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]{1,4}){3,9}(?![\
 _DIGIT_RUN = re.compile(r"(?<![\w.,/+-])[1-9]\d*(?:[ -]\d+)*(?![\w]|[.,/-]\d)")
 _SSN = re.compile(r"(?<![\w-])(\d{3})([ -]?)(\d{2})\2(\d{4})(?![\w-])")
 _SSN_LABEL = re.compile(r"\b(?:ssn|social security(?: number| no\.?)?)\W{0,3}$", re.IGNORECASE)
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?:%\w+)?(?![\w:]|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?:%\w+)?(?![\w:]|\.\d)"
+)
 _DATE = re.compile(r"\(?(?:\d{1,2}([./-])\d{1,2}\1\d{2}(?:\d{2})?|\d{4}([./-])\d{1,2}\2\d{1,2})")
 _ISBN_LABEL = re.compile(r"isbn(?:-1[03])?[\s:]*$", re.IGNORECASE)
 # Digits and the punctuation people put between them when they write a phone number.
@@ -108,9 +110,9 @@ def _groups_luhn(groups: list[str]) -> tuple[int, int] | None:
             digits += groups[j]
             if len(digits) > 19:
                 break
-            if len(digits) >= 13 and _luhn_ok(digits) and not _is_isbn13(digits):
-                if best is None or (j - i) > (best[1] - best[0]):
-                    best = (i, j)
+            longer = best is None or (j - i) > (best[1] - best[0])
+            if len(digits) >= 13 and _luhn_ok(digits) and not _is_isbn13(digits) and longer:
+                best = (i, j)
     return best
 
 
@@ -201,7 +203,9 @@ def _phone_matches(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     lo, hi = max(0, lo - 1), min(len(text), hi + 1)
     window = text[lo:hi]
     for region in PHONE_REGIONS:
-        for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID, max_tries=MAX_TRIES):
+        for match in phonenumbers.PhoneNumberMatcher(
+            window, region, leniency=phonenumbers.Leniency.VALID, max_tries=MAX_TRIES
+        ):
             raw, start = match.raw_string, lo + match.start
             if raw.count("(") > raw.count(")"):  # "(+44 20 ...)": the bracket is the text's
                 raw, start = raw.lstrip("("), start + len(raw) - len(raw.lstrip("("))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -19,11 +19,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from autoglm.db import create_pool, executemany_with_retry
-from autoglm.kafka_meta import partitions_of
+from runtime.admin import partitions_of
+from runtime.db import create_pool, executemany_with_retry
+from runtime.kafka_config import common_config
 from schemas.answer import Answer
 from schemas.feedback import Feedback
-from schemas.kafka_config import common_config
 from schemas.rows import UPSERT_ANSWER, UPSERT_FEEDBACK, answer_row, feedback_row
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, FEEDBACK, topic_name
@@ -45,7 +45,7 @@ def parse_position(text: str | None) -> int | datetime | None:
     if text.lstrip("-").isdigit():
         return int(text)
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _bounds(
@@ -119,7 +119,13 @@ async def replay(
 
 
 def _row(
-    what: str, value: bytes, tp: TopicPartition, offset: int, settings: Settings, out: IO[bytes] | None, result: ReplayResult
+    what: str,
+    value: bytes,
+    tp: TopicPartition,
+    offset: int,
+    settings: Settings,
+    out: IO[bytes] | None,
+    result: ReplayResult,
 ) -> tuple | None:
     """The upsert parameters for one record, or None for a record that cannot be read."""
     try:
@@ -130,7 +136,12 @@ def _row(
         result.skipped += 1  # invalid feedback was dead-lettered at ingest; nothing to rebuild
         return None
     if out is not None and fb.correction and fb.score < settings.finetune_score_threshold:
-        item = {"question_id": str(fb.question_id), "correction": fb.correction, "score": fb.score, "comment": fb.comment}
+        item = {
+            "question_id": str(fb.question_id),
+            "correction": fb.correction,
+            "score": fb.score,
+            "comment": fb.comment,
+        }
         out.write(orjson.dumps(item) + b"\n")
         result.exported += 1
     return feedback_row(fb, tp.topic, tp.partition, offset)

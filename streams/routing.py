@@ -39,12 +39,16 @@ def _hash(text: str) -> int:
 class BoundedLoadRouter:
     """Chooses a partition per cluster key."""
 
-    def __init__(self, partitions: int, epsilon: float = 0.25, window_s: float = 5.0, status_ttl_s: float = 10.0) -> None:
+    def __init__(
+        self, partitions: int, epsilon: float = 0.25, window_s: float = 5.0, status_ttl_s: float = 10.0
+    ) -> None:
         self.partitions = partitions
         self.epsilon = epsilon
         self.window_s = window_s
         self.status_ttl_s = status_ttl_s
-        self._full_ring = sorted((_hash(f"p{p}#{i}"), p) for p in range(partitions) for i in range(POINTS_PER_PARTITION))
+        self._full_ring = sorted(
+            (_hash(f"p{p}#{i}"), p) for p in range(partitions) for i in range(POINTS_PER_PARTITION)
+        )
         self._rings: dict[frozenset[int], tuple[list[int], list[int]]] = {}
         self._recent: deque[tuple[float, int, int]] = deque()  # (time, partition, questions)
         self._total = 0  # questions routed within the window

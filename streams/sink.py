@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
-from schemas.kafka_config import producer_config
+from runtime.kafka_config import producer_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class DeliverySink:
 
     async def _send(
         self, topic: str, value: bytes, key: bytes | None, partition: int | None
-    ) -> tuple["asyncio.Future[object]", int]:
+    ) -> tuple[asyncio.Future[object], int]:
         """Enqueue on the current producer, retrying for up to `retry_s`; a producer that died
         refuses at once, so it is replaced before the next try. Returns the delivery and
         the generation of the producer that took it."""
@@ -73,11 +73,17 @@ class DeliverySink:
             try:
                 return await self._producer.send(topic, value=value, key=key, partition=partition), generation
             except KafkaError as exc:
-                await backoff.before_retry(exc, "send refused", lambda failure: self._replace_if_dead(generation, failure))
+                await backoff.before_retry(
+                    exc,
+                    "send refused",
+                    lambda failure, generation=generation: self._replace_if_dead(generation, failure),
+                )
 
     async def _confirm(
-        self, sent: tuple["asyncio.Future[object]", int], on_delivered: OnDelivered,
-        resend: Callable[[], Awaitable[tuple["asyncio.Future[object]", int]]],
+        self,
+        sent: tuple[asyncio.Future[object], int],
+        on_delivered: OnDelivered,
+        resend: Callable[[], Awaitable[tuple[asyncio.Future[object], int]]],
     ) -> None:
         """Await the broker's acknowledgement; while the broker is away (a restart, a leader
         election) re-send with backoff for up to `retry_s`, so a broker restart does not
@@ -91,7 +97,11 @@ class DeliverySink:
                     break
                 except KafkaError as exc:
                     # only a failure of the current producer may replace it (not a late one of its predecessor)
-                    await backoff.before_retry(exc, "produce failed", lambda failure: self._replace_if_dead(generation, failure))
+                    await backoff.before_retry(
+                        exc,
+                        "produce failed",
+                        lambda failure, generation=generation: self._replace_if_dead(generation, failure),
+                    )
                     delivery, generation = await resend()
             await on_delivered()
         except Exception as exc:  # the source stays unacknowledged and will be redelivered
@@ -130,7 +140,7 @@ class DeliverySink:
             self._generation += 1
             try:
                 await asyncio.wait_for(producer.stop(), 5.0)
-            except (asyncio.TimeoutError, KafkaError) as exc:
+            except (TimeoutError, KafkaError) as exc:
                 log.warning("closing the old producer: %r", exc)
 
     async def drain(self) -> None:

@@ -8,19 +8,16 @@ share one broker and one database without seeing each other's records.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import asyncpg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from autoglm.processes import settings_env
+from runtime.fleet import Fleet
 from schemas.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def services() -> Settings:
     """Kafka and PostgreSQL up (idempotent: reuses what runs), topics and migrations in place."""
-    from autoglm.services import up
+    from runtime.services import up
 
     settings = get_settings()
     up(settings)
@@ -40,7 +37,7 @@ def services() -> Settings:
 def isolated(services: Settings, request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings with a private topic prefix, app id and group id; topics created, and
     deleted after the test (the suite used to leave ~100 topics per run on the broker)."""
-    from autoglm.services.kafka import delete_topics, ensure_topics
+    from runtime.services.kafka import delete_topics, ensure_topics
 
     tag = f"t{uuid.uuid4().hex[:8]}"
     settings = services.model_copy(
@@ -56,53 +53,14 @@ def isolated(services: Settings, request: pytest.FixtureRequest) -> Iterator[Set
     delete_topics(settings)
 
 
-class Pipeline:
-    """The stream processor and workers as real processes, for one test."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings = settings
-        self.env = settings_env(settings)
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def configure(self, **updates: object) -> None:
-        """Change settings (e.g. batch limits) for processes started after this call."""
-        self.settings = self.settings.model_copy(update=updates)
-        self.env = settings_env(self.settings)
-
-    def start(self, name: str, role: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        cmd = [sys.executable, "-m", "autoglm.cli", "--log-level", "INFO", "run", f"--{role}-only"]
-        env = {**self.env, "AUTOGLM_WORKER_INSTANCE": name}
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.log_dir.glob("*.log"))
+Pipeline = Fleet  # the stream processor and workers as real processes, for one test
 
 
 @pytest.fixture
 def pipeline(isolated: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    pipe = Pipeline(isolated, tmp_path)
+    pipe = Fleet(isolated, tmp_path)
     yield pipe
-    pipe.stop()
+    pipe.stop_all()
 
 
 # --- a Kafka client that is not ours: confluent-kafka (librdkafka) -------------------------

@@ -23,7 +23,16 @@ def test_controller_observes_answers(pipeline: Pipeline) -> None:
     sent = 0
     deadline = time.monotonic() + 240  # the worker loads its models first
     while time.monotonic() < deadline:  # steady trickle for a few controller epochs
-        qs = [Question(question_id=uuid.uuid4(), service="svc-a", user_id=f"u{i}", text="who directed [Heat]", ts=int(time.time() * 1000)) for i in range(20)]
+        qs = [
+            Question(
+                question_id=uuid.uuid4(),
+                service="svc-a",
+                user_id=f"u{i}",
+                text="who directed [Heat]",
+                ts=int(time.time() * 1000),
+            )
+            for i in range(20)
+        ]
         produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in qs])
         sent += len(qs)
         time.sleep(0.5)

@@ -14,7 +14,9 @@ from tests.conftest import Pipeline, produce_raw, read_topic
 
 
 def q(service: str, user: str, text: str = "who directed [Heat]") -> bytes:
-    return Question(question_id=uuid.uuid4(), service=service, user_id=user, text=text, ts=int(time.time() * 1000)).to_bytes()
+    return Question(
+        question_id=uuid.uuid4(), service=service, user_id=user, text=text, ts=int(time.time() * 1000)
+    ).to_bytes()
 
 
 def batches(settings, expect_questions: int) -> list[Batch]:  # noqa: ANN001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoglm.bench.report import cpu_us_per_question, reasoner_bound
+from harness.bench.report import cpu_us_per_question, reasoner_bound
 
 
 def test_cpu_per_question_is_each_process_share_over_the_throughput() -> None:
@@ -15,7 +15,10 @@ def test_cpu_per_question_is_each_process_share_over_the_throughput() -> None:
 
 
 def test_the_bound_adds_the_reasoners_cpu_to_the_pass_throughs() -> None:
-    ceiling = {"max_throughput_qps": 40_000.0, "at_max": {"throughput_qps": 40_000.0, "cpu_pct": {"relay": 100.0, "kafka": 100.0}}}
+    ceiling = {
+        "max_throughput_qps": 40_000.0,
+        "at_max": {"throughput_qps": 40_000.0, "cpu_pct": {"relay": 100.0, "kafka": 100.0}},
+    }
     # the pass-through: 200 % of a core at 40,000 q/s = 50 us per question; the reasoner 150 us
     bound = reasoner_bound({"warm_qps": 6_000.0, "cpu_us_per_question": 150.0}, ceiling, cpus=2)
     assert bound is not None
@@ -33,7 +36,13 @@ def test_no_bound_without_both_measurements() -> None:
 
 
 def test_other_systems_idle_processes_are_not_a_systems_cost() -> None:
-    step = {"throughput_qps": 1_000.0,
-            "cpu_pct": {"pipeline:streams": 40.0, "faust_take:faust_take": 2.0, "harness": 10.0, "kafka": 20.0}}
-    assert cpu_us_per_question(step, "pipeline") == {"pipeline:streams": 400.0, "harness": 100.0, "kafka": 200.0,
-                                                     "total": 700.0}
+    step = {
+        "throughput_qps": 1_000.0,
+        "cpu_pct": {"pipeline:streams": 40.0, "faust_take:faust_take": 2.0, "harness": 10.0, "kafka": 20.0},
+    }
+    assert cpu_us_per_question(step, "pipeline") == {
+        "pipeline:streams": 400.0,
+        "harness": 100.0,
+        "kafka": 200.0,
+        "total": 700.0,
+    }

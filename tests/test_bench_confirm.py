@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from autoglm.bench.confirm import confirm_max, median_step
+from harness.bench.confirm import confirm_max, median_step
 
 
 def _stepper(verdicts: dict[float, list[bool]]):  # noqa: ANN202

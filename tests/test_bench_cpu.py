@@ -1,4 +1,4 @@
-"""`autoglm.bench.cpu.CpuMeter` counts a process's children (the worker's reasoner process)."""
+"""`harness.bench.cpu.CpuMeter` counts a process's children (the worker's reasoner process)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from autoglm.bench.cpu import CpuMeter
+from harness.bench.cpu import CpuMeter
 
 
 def test_a_busy_child_counts_for_its_parent() -> None:

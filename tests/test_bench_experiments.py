@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from autoglm.bench import main
-from autoglm.bench.calls import CallRecorder, read_calls
-from autoglm.bench.echo import EchoReasoner
-from autoglm.bench.experiments.caches import reasoner_ms_per_question, repeat_share
-from autoglm.bench.experiments.timeline import convergence_s, rolling_p99
-from autoglm.bench.workload import HOT_USER, Workload
+from harness.bench import main
+from harness.bench.calls import CallRecorder, read_calls
+from harness.bench.echo import EchoReasoner
+from harness.bench.experiments.caches import reasoner_ms_per_question, repeat_share
+from harness.bench.experiments.timeline import convergence_s, rolling_p99
+from harness.bench.workload import HOT_USER, Workload
 from schemas.settings import Settings
 
 INF = float("inf")
@@ -108,9 +108,28 @@ def test_call_recorder_keeps_the_workers_detection_of_estimates(tmp_path: Path) 
 def test_skew_splitting_and_caches_experiments_smoke(
     services: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--json", "--quick", "--reasoner", "echo", "--systems", "ceiling", "--experiments", "skew,splitting,caches",
-            "--experiment-rate", "30", "--duration-s", "1", "--max-steps", "1", "--windows", "", "--budget-s", "20",
-            "--out", str(tmp_path)]
+    argv = [
+        "--json",
+        "--quick",
+        "--reasoner",
+        "echo",
+        "--systems",
+        "ceiling",
+        "--experiments",
+        "skew,splitting,caches",
+        "--experiment-rate",
+        "30",
+        "--duration-s",
+        "1",
+        "--max-steps",
+        "1",
+        "--windows",
+        "",
+        "--budget-s",
+        "20",
+        "--out",
+        str(tmp_path),
+    ]
     main(argv)  # the exit status speaks for the ceiling's search, not for the experiments
     result = json.loads(capsys.readouterr().out)
     skew, splitting = result["experiments"]["skew"], result["experiments"]["splitting"]
@@ -125,7 +144,10 @@ def test_skew_splitting_and_caches_experiments_smoke(
     assert "error" not in caches, caches.get("error")
     runs = {r["name"]: r for r in caches["runs"]}
     assert list(runs) == ["shipped", "popular", "popular + subgraph cache", "no encode cache"]
-    assert runs["no encode cache"]["encode_cache_size"] == 0 and runs["popular + subgraph cache"]["subgraph_cache_size"] > 0
+    assert (
+        runs["no encode cache"]["encode_cache_size"] == 0
+        and runs["popular + subgraph cache"]["subgraph_cache_size"] > 0
+    )
     assert all(r["questions"] > 0 and r["throughput_qps"] > 0 for r in runs.values())  # the restarted workers answer
     assert 0 < caches["popular_repeat_share"] < 1  # 45 draws here; the distribution has its own test
     report = (tmp_path / "report.md").read_text()

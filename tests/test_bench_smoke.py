@@ -11,12 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from autoglm.bench import main
-from autoglm.bench.search import SearchPlan, find_max
+from harness.bench import main
+from harness.bench.search import SearchPlan, find_max
 from schemas.settings import Settings
 
-KEYS = ("ratio_vs_per_message", "ratio_vs_faust_take", "fraction_of_ceiling", "max_throughput_qps",
-        "p99_ms_at_70pct_load", "systems", "targets", "uptime_before")
+KEYS = (
+    "ratio_vs_per_message",
+    "ratio_vs_faust_take",
+    "fraction_of_ceiling",
+    "max_throughput_qps",
+    "p99_ms_at_70pct_load",
+    "systems",
+    "targets",
+    "uptime_before",
+)
 
 
 async def test_search_brackets_then_bisects() -> None:
@@ -34,8 +42,24 @@ async def test_search_brackets_then_bisects() -> None:
 
 @pytest.mark.timeout(240)
 def test_bench_quick_smoke(services: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--json", "--quick", "--reasoner", "echo", "--duration-s", "1.5", "--max-steps", "2",
-            "--windows", "", "--budget-s", "60", "--experiments", "", "--out", str(tmp_path)]
+    argv = [
+        "--json",
+        "--quick",
+        "--reasoner",
+        "echo",
+        "--duration-s",
+        "1.5",
+        "--max-steps",
+        "2",
+        "--windows",
+        "",
+        "--budget-s",
+        "60",
+        "--experiments",
+        "",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     for key in KEYS:

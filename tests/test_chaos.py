@@ -4,7 +4,7 @@ phases of one pipeline (`autoglm chaos --shared`): nothing lost, no duplicate ro
 answer twice on the topic for a read_committed consumer.
 
 The full form is `autoglm chaos` (5,000 questions per scenario, every scenario, each on its
-own pipeline); see autoglm/chaos/.
+own pipeline); see harness/chaos/.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from autoglm.chaos.driver import Plan, run_all
-from autoglm.chaos.report import as_table, machine
-from autoglm.chaos.scenarios import Options
+from harness.chaos.driver import Plan, run_all
+from harness.chaos.report import as_table, machine
+from harness.chaos.scenarios import Options
 from schemas.settings import Settings
 
 N = 300
@@ -26,8 +26,13 @@ N = 300
 @pytest.mark.timeout(900)
 def test_kills_and_rebalance_lose_nothing_and_double_no_row(services: Settings, tmp_path: Path) -> None:
     plan = Plan(
-        n=N, rate=20.0, drain_s=180.0, partitions=3, overload_s=0.0,
-        opts=Options(kills=1, join_timeout_s=240.0), log_dir=tmp_path,
+        n=N,
+        rate=20.0,
+        drain_s=180.0,
+        partitions=3,
+        overload_s=0.0,
+        opts=Options(kills=1, join_timeout_s=240.0),
+        log_dir=tmp_path,
     )
     results = asyncio.run(run_all(["worker_sigkill", "streams_sigkill", "rebalance"], plan, shared=True))
     print(as_table(results, {"machine": machine()}), file=sys.stderr)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from autoglm.db import claim_rows, create_pool
+from runtime.db import claim_rows, create_pool
 from schemas.answer import Answer, Latency, ModelInfo
 from schemas.rows import CLAIM_ANSWERS, answer_row
 from schemas.settings import Settings
@@ -17,8 +17,15 @@ from workers.outbox import Outbox
 
 def _answer(question_id: uuid.UUID, batch_id: uuid.UUID, text: str = "who directed [Heat]") -> Answer:
     return Answer(
-        question_id=question_id, service="s", user_id="u", text=text, status="ok", model=ModelInfo(name="t", version="1"),
-        batch_id=batch_id, question_ts=1, answered_ts=2,
+        question_id=question_id,
+        service="s",
+        user_id="u",
+        text=text,
+        status="ok",
+        model=ModelInfo(name="t", version="1"),
+        batch_id=batch_id,
+        question_ts=1,
+        answered_ts=2,
         latency=Latency(ingest_ms=1, batch_wait_ms=1, queue_ms=1, inference_ms=1, total_ms=4),
     )
 
@@ -34,11 +41,16 @@ def test_claim_first_batch_owns_each_row(services: Settings) -> None:
             assert owners == {q1: first, q2: first}
             # A redelivery of the first batch finds its own rows; another batch finds a foreign
             # owner for q1 and claims the new q3.
-            again = await claim_rows(pool, CLAIM_ANSWERS, [answer_row(_answer(q1, first)), answer_row(_answer(q3, second))])
+            again = await claim_rows(
+                pool, CLAIM_ANSWERS, [answer_row(_answer(q1, first)), answer_row(_answer(q3, second))]
+            )
             assert again == {q1: first, q3: second}
             async with pool.acquire() as conn:
-                stored = await conn.fetch("SELECT question_id, batch_id, answers, latency FROM answers "
-                                          "WHERE question_id = ANY($1::uuid[]) ORDER BY question_id", [q1, q2, q3])
+                stored = await conn.fetch(
+                    "SELECT question_id, batch_id, answers, latency FROM answers "
+                    "WHERE question_id = ANY($1::uuid[]) ORDER BY question_id",
+                    [q1, q2, q3],
+                )
             assert len(stored) == 3
             assert {r["question_id"]: r["batch_id"] for r in stored} == {q1: first, q2: first, q3: second}
             assert all(r["answers"] == "[]" and '"total_ms"' in r["latency"] for r in stored)  # jsonb, not quoted text

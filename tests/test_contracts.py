@@ -21,21 +21,38 @@ Q = Question(question_id=uuid.uuid4(), service="s", user_id="u", text="who direc
 SAMPLES = {
     "questions": Q,
     "questions.dlq": DeadLetter(
-        original_b64="e30=", error_class="invalid_json", error_message="x",
-        source=SourcePosition(topic="questions", partition=0, offset=3), ts=5,
+        original_b64="e30=",
+        error_class="invalid_json",
+        error_message="x",
+        source=SourcePosition(topic="questions", partition=0, offset=3),
+        ts=5,
     ),
     "batches": Batch(
-        batch_id=uuid.uuid4(), cluster_key=ClusterKey(service="s", user_id="u"), trigger="time",
-        questions=[BatchedQuestion(question=Q, ingested_ts=2)], created_ts=3,
+        batch_id=uuid.uuid4(),
+        cluster_key=ClusterKey(service="s", user_id="u"),
+        trigger="time",
+        questions=[BatchedQuestion(question=Q, ingested_ts=2)],
+        created_ts=3,
     ),
     "answers": Answer(
-        question_id=Q.question_id, service="s", user_id="u", text=Q.text, status="ok",
-        answers=[AnswerItem(entity="Michael Mann", score=0.9)], paths=[["Heat", "directed_by", "Michael Mann"]],
-        confidence=0.9, model=ModelInfo(name="baseline", version="1"), batch_id=uuid.uuid4(),
-        question_ts=1, answered_ts=9, latency=Latency(ingest_ms=1, batch_wait_ms=2, queue_ms=3, inference_ms=4, total_ms=10),
+        question_id=Q.question_id,
+        service="s",
+        user_id="u",
+        text=Q.text,
+        status="ok",
+        answers=[AnswerItem(entity="Michael Mann", score=0.9)],
+        paths=[["Heat", "directed_by", "Michael Mann"]],
+        confidence=0.9,
+        model=ModelInfo(name="baseline", version="1"),
+        batch_id=uuid.uuid4(),
+        question_ts=1,
+        answered_ts=9,
+        latency=Latency(ingest_ms=1, batch_wait_ms=2, queue_ms=3, inference_ms=4, total_ms=10),
     ),
     "feedback": Feedback(question_id=Q.question_id, user_id="u", score=0.5, correction=["Michael Mann"], ts=7),
-    "workers.status": WorkerStatus(node_id="w-1", partitions=[0, 3], load_ratio=0.4, avg_service_ms=12.5, queue_len=2, ts=8),
+    "workers.status": WorkerStatus(
+        node_id="w-1", partitions=[0, 3], load_ratio=0.4, avg_service_ms=12.5, queue_len=2, ts=8
+    ),
 }
 
 

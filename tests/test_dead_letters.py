@@ -15,7 +15,13 @@ from tests.conftest import Pipeline, produce_raw, read_topic
 
 
 def good(text: str = "who directed [Heat]") -> dict:
-    return {"question_id": str(uuid.uuid4()), "service": "svc", "user_id": "u1", "text": text, "ts": int(time.time() * 1000)}
+    return {
+        "question_id": str(uuid.uuid4()),
+        "service": "svc",
+        "user_id": "u1",
+        "text": text,
+        "ts": int(time.time() * 1000),
+    }
 
 
 BAD: dict[str, bytes] = {
@@ -37,7 +43,9 @@ def test_bad_questions_are_dead_lettered_and_good_ones_go_on(pipeline: Pipeline)
     produce_raw(s, topic_name(s, QUESTIONS), records)
     pipeline.start("streams", "streams")
 
-    letters = [DeadLetter.from_bytes(m.value()) for m in read_topic(s, topic_name(s, QUESTIONS_DLQ), expect=len(BAD) + 1)]
+    letters = [
+        DeadLetter.from_bytes(m.value()) for m in read_topic(s, topic_name(s, QUESTIONS_DLQ), expect=len(BAD) + 1)
+    ]
     assert len(letters) == len(BAD) + 1, pipeline.logs()
     by_original = {base64.b64decode(d.original_b64): d for d in letters}
     for error_class, raw in BAD.items():

@@ -11,12 +11,12 @@ import uuid
 import asyncpg
 import orjson
 
+from reasoning.metaqa import qa_file
 from schemas.answer import Answer
 from schemas.question import Question
 from schemas.topics import ANSWERS, QUESTIONS, topic_name
 from streams.replay import replay
 from tests.conftest import Pipeline, produce_raw, read_topic, rows
-from workers.metaqa import qa_file
 
 N = 1000
 
@@ -29,8 +29,11 @@ def val_questions(n: int, seed: int) -> list[Question]:
     rng = random.Random(seed + 1)
     return [
         Question(
-            question_id=uuid.uuid4(), service=f"svc-{rng.randrange(3)}", user_id=f"user-{rng.randrange(30)}",
-            text=line.split("\t")[0], ts=int(time.time() * 1000),
+            question_id=uuid.uuid4(),
+            service=f"svc-{rng.randrange(3)}",
+            user_id=f"user-{rng.randrange(30)}",
+            text=line.split("\t")[0],
+            ts=int(time.time() * 1000),
         )
         for line in lines[:n]
     ]
@@ -92,7 +95,9 @@ def test_replay_rebuilds_the_same_rows(pipeline: Pipeline) -> None:
     async def scenario() -> None:
         conn = await asyncpg.connect(s.dsn)
         try:
-            sql = "SELECT question_id, status, answers, paths FROM answers WHERE question_id = ANY($1::uuid[]) ORDER BY 1"
+            sql = (
+                "SELECT question_id, status, answers, paths FROM answers WHERE question_id = ANY($1::uuid[]) ORDER BY 1"
+            )
             before = [tuple(r) for r in await conn.fetch(sql, ids)]
             await conn.execute("DELETE FROM answers WHERE question_id = ANY($1::uuid[])", ids)
             result = await replay(s, "answers", start=None, progress=False)
@@ -112,7 +117,14 @@ def test_feedback_is_stored_and_replayed_with_export(pipeline: Pipeline, tmp_pat
     s = pipeline.settings
     qid = uuid.uuid4()
     records = [
-        {"question_id": str(qid), "user_id": "u", "score": 0.1, "correction": ["Fred Astaire"], "comment": "wrong", "ts": 10},
+        {
+            "question_id": str(qid),
+            "user_id": "u",
+            "score": 0.1,
+            "correction": ["Fred Astaire"],
+            "comment": "wrong",
+            "ts": 10,
+        },
         {"question_id": str(qid), "user_id": "u", "score": 0.9, "ts": 20},
     ]
     produce_raw(s, topic_name(s, "feedback"), [(b"u", orjson.dumps(r)) for r in records])

@@ -1,12 +1,12 @@
-"""The per-question metrics of `workers.evaluate.score`, tie handling included."""
+"""The per-question metrics of `reasoning.evaluate.score`, tie handling included."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers.evaluate import score
-from workers.metaqa import QAPair
-from workers.reasoner import Reasoned
+from reasoning.evaluate import score
+from reasoning.metaqa import QAPair
+from reasoning.reasoner import Reasoned
 
 
 def _pair(answers: list[str]) -> QAPair:

@@ -7,7 +7,7 @@ one its consumer thread starts, carries `kafka_fetch_max_wait_ms` instead."""
 
 from __future__ import annotations
 
-from schemas.kafka_config import consumer_config
+from runtime.kafka_config import consumer_config
 from schemas.settings import Settings
 from streams.app import create_app
 from streams.faust_transport import ConsumerThread

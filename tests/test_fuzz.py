@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoglm.fuzz.cases import FEEDBACK, QUESTIONS, Generator, expected_by_decoder, generate, known_bug_cases
-from autoglm.fuzz.run import run
+from harness.fuzz.cases import FEEDBACK, QUESTIONS, Generator, expected_by_decoder, generate, known_bug_cases
+from harness.fuzz.run import run
 from schemas.dead_letter import ErrorClass
 from schemas.feedback import Feedback
 from schemas.question import Question
@@ -52,12 +52,30 @@ def test_decode_refuses_any_bytes_only_with_a_wire_error(raw: bytes) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
-FIELDS = st.sampled_from(["question_id", "feedback_id", "service", "user_id", "text", "ts", "score", "correction",
-                          "comment", "topic_entity", "context", "schema_version"])
+FIELDS = st.sampled_from(
+    [
+        "question_id",
+        "feedback_id",
+        "service",
+        "user_id",
+        "text",
+        "ts",
+        "score",
+        "correction",
+        "comment",
+        "topic_entity",
+        "context",
+        "schema_version",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

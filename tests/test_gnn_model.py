@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 BUILD = """
-from workers.gnn.model import QuestionGAT
+from reasoning.gnn.model import QuestionGAT
 QuestionGAT(q_dim=8, node_dim=5, num_relations=4)
 print("built")
 """

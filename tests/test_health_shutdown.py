@@ -54,7 +54,16 @@ def test_health_endpoints_and_graceful_sigterm(pipeline: Pipeline) -> None:
     assert get(worker_port, "/healthz")[0] == 200 and get(streams_port, "/healthz")[0] == 200
 
     s = pipeline.settings
-    qs = [Question(question_id=uuid.uuid4(), service="s", user_id=f"u{i % 7}", text="who directed [Heat]", ts=int(time.time() * 1000)) for i in range(300)]
+    qs = [
+        Question(
+            question_id=uuid.uuid4(),
+            service="s",
+            user_id=f"u{i % 7}",
+            text="who directed [Heat]",
+            ts=int(time.time() * 1000),
+        )
+        for i in range(300)
+    ]
     produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in qs])
     assert read_topic(s, topic_name(s, ANSWERS), expect=1, timeout_s=120)
     _, metrics = get(streams_port, "/metrics")
@@ -67,9 +76,11 @@ def test_health_endpoints_and_graceful_sigterm(pipeline: Pipeline) -> None:
     assert worker.wait(timeout=s.shutdown_timeout_s + 10) == 0
     assert time.monotonic() - started < s.shutdown_timeout_s + 10
 
-    pipeline.procs.pop("worker-1")
+    pipeline.forget("worker-1")
     pipeline.start("worker-2", "workers")  # whatever was not committed is redelivered here
-    answers = [Answer.from_bytes(m.value()) for m in read_topic(s, topic_name(s, ANSWERS), expect=len(qs), timeout_s=300)]
+    answers = [
+        Answer.from_bytes(m.value()) for m in read_topic(s, topic_name(s, ANSWERS), expect=len(qs), timeout_s=300)
+    ]
     assert {a.question_id for a in answers} == {q.question_id for q in qs}
     assert rows(s, "answers", [q.question_id for q in qs]) == len(qs)
 
@@ -83,7 +94,12 @@ def test_streams_sigterm_flushes_buffered_questions(pipeline: Pipeline) -> None:
     streams = pipeline.start("streams", "streams")
     wait_ready(port)
     s = pipeline.settings
-    qs = [Question(question_id=uuid.uuid4(), service="s", user_id="u", text="who directed [Heat]", ts=int(time.time() * 1000)) for _ in range(5)]
+    qs = [
+        Question(
+            question_id=uuid.uuid4(), service="s", user_id="u", text="who directed [Heat]", ts=int(time.time() * 1000)
+        )
+        for _ in range(5)
+    ]
     produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in qs])
     deadline = time.monotonic() + 60
     while get(port, "/metrics")[1]["buffered"] < 5 and time.monotonic() < deadline:

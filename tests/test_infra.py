@@ -16,10 +16,10 @@ import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
-from autoglm.services import up
-from autoglm.services.kafka import kafka_pid, start_kafka
-from autoglm.services.migrations import apply_migrations, discover
-from autoglm.services.postgres import running_port
+from runtime.services import up
+from runtime.services.kafka import kafka_pid, start_kafka
+from runtime.services.migrations import apply_migrations, discover
+from runtime.services.postgres import running_port
 from schemas.settings import REPO_ROOT, Settings, get_settings
 from schemas.topics import topic_specs
 
@@ -148,7 +148,9 @@ def test_docker_compose_config_is_valid() -> None:
         pytest.skip("docker CLI with the compose plugin is not available here")
     proc = subprocess.run(
         ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -224,9 +226,7 @@ async def test_concurrent_migrations_on_a_fresh_database_apply_once() -> None:
 async def test_pgvector_is_available() -> None:
     conn = await asyncpg.connect(get_settings().dsn)
     try:
-        version = await conn.fetchval(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
-        )
+        version = await conn.fetchval("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
     finally:
         await conn.close()
     if version is None and os.environ.get("DATABASE_URL"):
@@ -240,9 +240,9 @@ def test_a_runs_private_topics_are_deleted_by_prefix(services: Settings) -> None
 
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from autoglm.services._sync import run_sync
-    from autoglm.services.kafka import delete_topics, ensure_topics
-    from schemas.kafka_config import common_config
+    from runtime.kafka_config import common_config
+    from runtime.services._sync import run_sync
+    from runtime.services.kafka import delete_topics, ensure_topics
     from schemas.topics import topic_specs
 
     mine = services.model_copy(update={"topic_prefix": f"del{uuid.uuid4().hex[:8]}-", "partitions": 1})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.linger_control import LingerController, bucket_of, bucket_floor
+from workers.linger_control import LingerController, bucket_floor, bucket_of
 
 TARGET = 200.0
 

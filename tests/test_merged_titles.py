@@ -1,12 +1,12 @@
-"""The 1-hop ceiling argument (workers.merged_titles) holds on the packaged MetaQA data."""
+"""The 1-hop ceiling argument (reasoning.merged_titles) holds on the packaged MetaQA data."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers.kb import KnowledgeBase
-from workers.merged_titles import measure, reach
-from workers.metaqa import QAPair, qa_file, read_qa
+from reasoning.kb import KnowledgeBase
+from reasoning.merged_titles import measure, reach
+from reasoning.metaqa import QAPair, qa_file, read_qa
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +16,11 @@ def kb() -> KnowledgeBase:
 
 def test_the_same_question_has_one_films_answers_in_each_split(kb: KnowledgeBase) -> None:
     def king_kong_cast(split: str) -> set[str]:
-        (pair,) = [p for p in read_qa(qa_file(1, split)) 
-                    if p.topic_entity == "King Kong" and ("acted" in p.question or "starred" in p.question)]
+        (pair,) = [
+            p
+            for p in read_qa(qa_file(1, split))
+            if p.topic_entity == "King Kong" and ("acted" in p.question or "starred" in p.question)
+        ]
         where = reach(kb, pair)
         assert where is not None and where.relation.startswith("starred_actors")
         assert set(pair.answers) < where.reachable  # one film's cast out of the merged title's

@@ -14,11 +14,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reasoning.metaqa import KB_FILE
 from schemas.feedback import Feedback
 from schemas.topics import FEEDBACK, topic_name
 from streams.privacy import scrub, scrub_feedback
 from tests.conftest import Pipeline, produce_raw
-from workers.metaqa import KB_FILE
 
 CORPUS = Path(__file__).parent / "data" / "pii_corpus.jsonl"
 PLACEHOLDER = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "ip": "[IP]", "iban": "[IBAN]", "ssn": "[SSN]"}
@@ -87,7 +87,10 @@ def test_hostile_record_cost_is_bounded() -> None:
 
 def test_scrub_feedback_keeps_ids_and_scores() -> None:
     fb = Feedback(
-        question_id=uuid.uuid4(), user_id="u-1", score=0.25, ts=5,
+        question_id=uuid.uuid4(),
+        user_id="u-1",
+        score=0.25,
+        ts=5,
         comment="wrong! write to jane.doe@example.com or call +44 20 7946 0958",
         correction=["Heat", "card 4111 1111 1111 1111", "Blade Runner 2049"],
     )
@@ -95,7 +98,11 @@ def test_scrub_feedback_keeps_ids_and_scores() -> None:
     assert out.comment == "wrong! write to [EMAIL] or call [PHONE]"
     assert out.correction == ["Heat", "card [CARD]", "Blade Runner 2049"]
     assert (out.question_id, out.user_id, out.score, out.ts, out.effective_id()) == (
-        fb.question_id, fb.user_id, fb.score, fb.ts, fb.effective_id()
+        fb.question_id,
+        fb.user_id,
+        fb.score,
+        fb.ts,
+        fb.effective_id(),
     )
 
 
@@ -116,7 +123,9 @@ def test_feedback_is_scrubbed_before_it_is_stored(pipeline: Pipeline) -> None:
     s = pipeline.settings
     records = [r for r in corpus() if r["pii"]][:40]
     sent = [
-        Feedback(question_id=uuid.uuid4(), user_id="u", score=0.1, ts=i, comment=r["text"], correction=[r["text"], "Heat"])
+        Feedback(
+            question_id=uuid.uuid4(), user_id="u", score=0.1, ts=i, comment=r["text"], correction=[r["text"], "Heat"]
+        )
         for i, r in enumerate(records)
     ]
     produce_raw(s, topic_name(s, FEEDBACK), [(b"u", fb.to_bytes()) for fb in sent])

@@ -1,4 +1,4 @@
-"""`autoglm.processes.settings_env`: a child process reads back exactly the parent's settings."""
+"""`runtime.fleet.settings_env`: a child process reads back exactly the parent's settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import SecretStr
 
-from autoglm.processes import settings_env
+from runtime.fleet import settings_env
 from schemas.settings import Settings
 
 

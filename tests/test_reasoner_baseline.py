@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
+from reasoning.baseline import BaselineReasoner
+from reasoning.evaluate import evaluate_pairs
+from reasoning.metaqa import HOPS, qa_file, read_qa
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.baseline import BaselineReasoner
-from workers.evaluate import evaluate_pairs
-from workers.metaqa import HOPS, qa_file, read_qa
 
 SAMPLE = 300
 # Hits@1 measured on this very sample (seed 0); the tolerance allows for honest changes.

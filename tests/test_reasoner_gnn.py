@@ -1,6 +1,6 @@
 """The GNN reasoner from the committed checkpoint, on qa_val samples (no services needed).
 
-Full qa_val figures are in workers/checkpoints/MODEL.md; this checks a fixed sample of each
+Full qa_val figures are in reasoning/checkpoints/MODEL.md; this checks a fixed sample of each
 hop reaches what the same sample measured when the checkpoint was made, bracketed and raw
 text, and that answers come with paths that are real KB walks.
 """
@@ -15,15 +15,15 @@ import uuid
 import numpy as np
 import pytest
 
+from reasoning.evaluate import evaluate_pairs
+from reasoning.gnn.checkpoint import DEFAULT_PATH, Checkpoint
+from reasoning.gnn.explain import render
+from reasoning.gnn.reasoner import GnnReasoner
+from reasoning.gnn.subgraph import HopChoices, RelationIndex, expand
+from reasoning.gnn.tuning import data_checksums
+from reasoning.metaqa import HOPS, qa_file, read_qa
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.evaluate import evaluate_pairs
-from workers.gnn.checkpoint import DEFAULT_PATH, Checkpoint
-from workers.gnn.explain import render
-from workers.gnn.reasoner import GnnReasoner
-from workers.gnn.subgraph import HopChoices, RelationIndex, expand
-from workers.gnn.tuning import data_checksums
-from workers.metaqa import HOPS, qa_file, read_qa
 
 SAMPLE = 200
 # Measured on this very sample (seed 0) with the committed checkpoint.

@@ -14,7 +14,7 @@ import uuid
 
 import psutil
 
-from autoglm.bench.echo import EchoReasoner, load_echo
+from harness.bench.echo import EchoReasoner, load_echo
 from schemas.question import Question
 from schemas.settings import Settings
 from workers.reasoner_process import ReasonerProcess, serving_reasoner
@@ -22,8 +22,13 @@ from workers.reasoner_process import ReasonerProcess, serving_reasoner
 
 def _questions(n: int) -> list[Question]:
     return [
-        Question(question_id=uuid.uuid4(), service="svc", user_id=f"u{i}", text=f"who directed [Film {i}]",
-                 ts=int(time.time() * 1000))
+        Question(
+            question_id=uuid.uuid4(),
+            service="svc",
+            user_id=f"u{i}",
+            text=f"who directed [Film {i}]",
+            ts=int(time.time() * 1000),
+        )
         for i in range(n)
     ]
 
@@ -84,7 +89,7 @@ def test_the_child_exits_when_the_worker_is_killed(tmp_path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from autoglm.bench.echo import load_echo
+        from harness.bench.echo import load_echo
         from schemas.settings import Settings
         from workers.reasoner_process import ReasonerProcess
         if __name__ == "__main__":

@@ -26,8 +26,12 @@ def test_a_heavy_key_is_bounded_and_spills() -> None:
 
 def test_lagging_worker_partitions_are_avoided() -> None:
     r = BoundedLoadRouter(partitions=6)
-    r.update(WorkerStatus(node_id="w1", partitions=[0, 1, 2], load_ratio=1.0, avg_service_ms=900, queue_len=50, ts=0), now=0)
-    r.update(WorkerStatus(node_id="w2", partitions=[3, 4, 5], load_ratio=0.2, avg_service_ms=50, queue_len=0, ts=0), now=0)
+    r.update(
+        WorkerStatus(node_id="w1", partitions=[0, 1, 2], load_ratio=1.0, avg_service_ms=900, queue_len=50, ts=0), now=0
+    )
+    r.update(
+        WorkerStatus(node_id="w2", partitions=[3, 4, 5], load_ratio=0.2, avg_service_ms=50, queue_len=0, ts=0), now=0
+    )
     chosen = {r.choose(f"svc/u{i}", now=0.1) for i in range(60)}
     assert chosen <= {3, 4, 5}
 

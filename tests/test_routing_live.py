@@ -23,14 +23,26 @@ def test_status_published_and_heavy_user_spread(pipeline: Pipeline) -> None:
     pipeline.start("worker-2", "workers")
     wait_ready(port)
     s = pipeline.settings
-    statuses = [WorkerStatus.from_bytes(m.value()) for m in read_topic(s, topic_name(s, WORKERS_STATUS), expect=1, timeout_s=240)]
+    statuses = [
+        WorkerStatus.from_bytes(m.value())
+        for m in read_topic(s, topic_name(s, WORKERS_STATUS), expect=1, timeout_s=240)
+    ]
     assert statuses and statuses[-1].partitions, pipeline.logs()
     deadline = time.monotonic() + 240
     while len(targets := get(port, "/metrics")[1]["routing"]["targets"]) != 2:  # both workers joined and reported
         assert time.monotonic() < deadline, (targets, pipeline.logs())
         time.sleep(1)
 
-    heavy = [Question(question_id=uuid.uuid4(), service="svc", user_id="heavy", text="who directed [Heat]", ts=int(time.time() * 1000)) for _ in range(300)]
+    heavy = [
+        Question(
+            question_id=uuid.uuid4(),
+            service="svc",
+            user_id="heavy",
+            text="who directed [Heat]",
+            ts=int(time.time() * 1000),
+        )
+        for _ in range(300)
+    ]
     produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes()) for q in heavy])
     answers = read_topic(s, topic_name(s, ANSWERS), expect=len(heavy), timeout_s=180)
     assert len(answers) == len(heavy)

@@ -30,11 +30,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
-from autoglm.services import _redact
-from autoglm.services._sync import run_sync
-from autoglm.services.kafka import ensure_topics_async, wait_for_kafka_async
-from autoglm.services.migrations import scram_sha_256_verifier
-from schemas.kafka_config import consumer_config, producer_config
+from runtime.kafka_config import consumer_config, producer_config
+from runtime.services import _redact
+from runtime.services._sync import run_sync
+from runtime.services.kafka import ensure_topics_async, wait_for_kafka_async
+from runtime.services.migrations import scram_sha_256_verifier
 from schemas.question import Question
 from schemas.settings import APP_ROLE, REPO_ROOT, Settings, get_settings
 from schemas.topics import BATCHES, QUESTIONS, topic_name
@@ -66,9 +66,7 @@ def _port(preferred: int, taken: set[int]) -> int:
 
 
 def _script(name: str, env: dict[str, str]) -> dict[str, str]:
-    proc = subprocess.run(
-        [str(SECURE_DIR / name)], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    proc = subprocess.run([str(SECURE_DIR / name)], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, f"infra/kafka/secure/{name} failed:\n{proc.stderr}"
     return dict(f.split("=", 1) for f in proc.stdout.strip().splitlines()[-1].split())
 
@@ -138,8 +136,11 @@ async def test_sha256_and_password_file_work_too(secure: SecureBroker, tmp_path:
     secret_file = tmp_path / "kafka.password"
     secret_file.write_text(secure.password + "\n")
     s = secure.settings.model_copy(
-        update={"kafka_sasl_mechanism": "SCRAM-SHA-256", "kafka_sasl_password": None,
-                "kafka_sasl_password_file": secret_file}
+        update={
+            "kafka_sasl_mechanism": "SCRAM-SHA-256",
+            "kafka_sasl_password": None,
+            "kafka_sasl_password_file": secret_file,
+        }
     )
     await wait_for_kafka_async(s, timeout_s=20)
 
@@ -190,9 +191,7 @@ async def _refused(settings: Settings) -> None:
     assert time.monotonic() - t0 < 30
 
 
-async def _read(
-    consumer: AIOKafkaConsumer, until: Callable[[list[bytes]], bool], timeout_s: float = 30
-) -> list[bytes]:
+async def _read(consumer: AIOKafkaConsumer, until: Callable[[list[bytes]], bool], timeout_s: float = 30) -> list[bytes]:
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not until(values):
@@ -239,13 +238,17 @@ def test_stream_processor_logs_no_secret(secure: SecureBroker, services: Setting
         "AUTOGLM_BATCH_WINDOW_MS": "20",
         "AUTOGLM_POSTGRES_PORT": str(services.postgres_port),
     }
-    question = Question(question_id=uuid.uuid4(), service="sec", user_id="u1",
-                        text="who directed [Heat]", ts=int(time.time() * 1000))
+    question = Question(
+        question_id=uuid.uuid4(), service="sec", user_id="u1", text="who directed [Heat]", ts=int(time.time() * 1000)
+    )
     log_file = tmp_path / "streams.log"
     with log_file.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "autoglm.cli", "--log-level", "DEBUG", "run", "--streams-only"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
         )
     try:
         batch = asyncio.run(_ask_and_wait_for_batch(s, question, proc))
@@ -313,7 +316,8 @@ async def test_app_role_writes_rows_but_runs_no_ddl(services: Settings) -> None:
             "INSERT INTO answers (question_id, batch_id, service, user_id, text, status, answers,"
             " paths, confidence, model_name, model_version, latency, question_ts, answered_ts, payload)"
             " VALUES ($1, $2, 'sec', 'u', 'q', 'ok', '[]', '[]', 1, 'm', '1', '{}', 0, 0, '{}')",
-            qid, uuid.uuid4(),
+            qid,
+            uuid.uuid4(),
         )
         await conn.execute("UPDATE answers SET status = 'error' WHERE question_id = $1", qid)
         assert await conn.fetchval("SELECT status FROM answers WHERE question_id = $1", qid) == "error"
@@ -341,7 +345,9 @@ async def test_app_password_verifier_matches_postgres(services: Settings) -> Non
     role, password = f"sec_probe_{uuid.uuid4().hex[:8]}", "pässwörd-" + secrets.token_hex(4)
     admin = await asyncpg.connect(services.admin_dsn)
     try:
-        await admin.execute(f"SET password_encryption = 'scram-sha-256'; CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        await admin.execute(
+            f"SET password_encryption = 'scram-sha-256'; CREATE ROLE {role} LOGIN PASSWORD '{password}'"
+        )
         stored = await admin.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
         iterations, salt = re.match(r"SCRAM-SHA-256\$(\d+):([^$]+)\$", stored).groups()
         assert scram_sha_256_verifier(password, int(iterations), salt=salt) == stored

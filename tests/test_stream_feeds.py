@@ -13,6 +13,12 @@ def test_reads_service_and_total_latency() -> None:
 
 
 def test_anything_else_is_skipped() -> None:
-    for bad in (b"not json", b"[1]", orjson.dumps({"service": "s"}), orjson.dumps({"service": 7, "latency": {"total_ms": 1}}),
-                orjson.dumps({"service": "s", "latency": {"total_ms": True}}), orjson.dumps({"service": "s", "latency": None})):
+    for bad in (
+        b"not json",
+        b"[1]",
+        orjson.dumps({"service": "s"}),
+        orjson.dumps({"service": 7, "latency": {"total_ms": 1}}),
+        orjson.dumps({"service": "s", "latency": {"total_ms": True}}),
+        orjson.dumps({"service": "s", "latency": None}),
+    ):
         assert service_latency(bad) is None, bad

@@ -14,12 +14,12 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
+from reasoning.gnn.reasoner import GnnReasoner
+from reasoning.gnn.subgraph import HopChoices, Subgraphs, expand
+from reasoning.gnn.subgraph_cache import ENTRY_OVERHEAD, SubgraphCache, assemble, select, split
+from reasoning.metaqa import HOPS, qa_file, read_qa
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.gnn.reasoner import GnnReasoner
-from workers.gnn.subgraph import HopChoices, Subgraphs, expand
-from workers.gnn.subgraph_cache import ENTRY_OVERHEAD, SubgraphCache, assemble, select, split
-from workers.metaqa import HOPS, qa_file, read_qa
 from workers.splitting import split_by_cost
 
 PER_HOP = 40
@@ -51,7 +51,7 @@ def assert_same(a: Subgraphs, b: Subgraphs) -> None:
 
 def prepared_graphs(reasoner: GnnReasoner, questions: list[Question]):
     """Topics, hop choices and the union `expand` makes of them, for the linked questions."""
-    from workers.gnn.relation_head import hop_choices
+    from reasoning.gnn.relation_head import hop_choices
 
     graphs = reasoner.prepare(questions).graphs
     probs, _ = reasoner.relations(graphs.q)

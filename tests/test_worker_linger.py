@@ -50,8 +50,13 @@ def _ask(pipeline: Pipeline, n: int, gap_s: float) -> list[uuid.UUID]:
     s = pipeline.settings
     ids = []
     for i in range(n):
-        q = Question(question_id=uuid.uuid4(), service="svc-linger", user_id=f"u{uuid.uuid4().hex[:6]}",
-                     text="who directed [Heat]", ts=int(time.time() * 1000))
+        q = Question(
+            question_id=uuid.uuid4(),
+            service="svc-linger",
+            user_id=f"u{uuid.uuid4().hex[:6]}",
+            text="who directed [Heat]",
+            ts=int(time.time() * 1000),
+        )
         produce_raw(s, topic_name(s, QUESTIONS), [(q.user_id.encode(), q.to_bytes())])
         ids.append(q.question_id)
         if i < n - 1:
@@ -61,8 +66,13 @@ def _ask(pipeline: Pipeline, n: int, gap_s: float) -> list[uuid.UUID]:
 
 @pytest.mark.parametrize("linger_ms", [4000, 0])
 def test_questions_a_little_apart_share_one_call_only_when_lingering(pipeline: Pipeline, linger_ms: int) -> None:
-    pipeline.configure(worker_linger_ms=linger_ms, worker_linger_questions=4, worker_linger_min_qps=0.5,
-                       worker_linger_adaptive=False, reasoner="baseline")
+    pipeline.configure(
+        worker_linger_ms=linger_ms,
+        worker_linger_questions=4,
+        worker_linger_min_qps=0.5,
+        worker_linger_adaptive=False,
+        reasoner="baseline",
+    )
     pipeline.start("streams", "streams")
     pipeline.start("worker-1", "workers")
     s = pipeline.settings

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
+from reasoning.reasoner import Reasoned
 from schemas.answer import Answer, AnswerItem, Latency, ModelInfo
 from schemas.batch import Batch
-from workers.reasoner import Reasoned
 
 
 def now_ms() -> int:

@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
+from runtime.kafka_config import producer_config
 from schemas.answer import Answer
-from schemas.kafka_config import producer_config
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, BATCHES, topic_name
 
@@ -97,7 +97,9 @@ class Delivery:
             except CommitFailedError as exc:  # partition moved in a rebalance: its new owner redoes it
                 log.warning("commit failed after rebalance, batches will be redelivered: %r", exc)
             return len(answers)
-        done = await asyncio.gather(*(self._transaction(tp, grouped.get(tp, []), offset) for tp, offset in offsets.items()))
+        done = await asyncio.gather(
+            *(self._transaction(tp, grouped.get(tp, []), offset) for tp, offset in offsets.items())
+        )
         return sum(done)
 
     async def _transaction(self, tp: TopicPartition, answers: list[Answer], offset: int) -> int:

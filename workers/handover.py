@@ -65,9 +65,12 @@ class Handover(ConsumerRebalanceListener):
         self.consumer.pause(*revoked)  # nothing new is taken from partitions about to move
         try:
             await asyncio.wait_for(self._wait_drained(), self.timeout_s)
-        except asyncio.TimeoutError:
-            log.warning("rebalance went on with %d poll(s) still in flight; their partitions' next owners "
-                        "fence this worker's transactions", self.in_flight)
+        except TimeoutError:
+            log.warning(
+                "rebalance went on with %d poll(s) still in flight; their partitions' next owners "
+                "fence this worker's transactions",
+                self.in_flight,
+            )
 
     async def _wait_drained(self) -> None:
         while self.in_flight:

@@ -56,8 +56,15 @@ class LingerController:
     """Chooses the worker's linger window for its current load."""
 
     def __init__(
-        self, target_ms: float, windows_ms: tuple[float, ...] = WINDOWS_MS, start_ms: float = 50.0,
-        epoch_s: float = 1.0, alpha: float = 0.5, epsilon: float = 0.1, min_answers: int = 20, seed: int = 0,
+        self,
+        target_ms: float,
+        windows_ms: tuple[float, ...] = WINDOWS_MS,
+        start_ms: float = 50.0,
+        epoch_s: float = 1.0,
+        alpha: float = 0.5,
+        epsilon: float = 0.1,
+        min_answers: int = 20,
+        seed: int = 0,
     ) -> None:
         if target_ms <= 0 or not windows_ms or min(windows_ms) < 0 or epoch_s <= 0:
             raise ValueError("adaptive linger: set AUTOGLM_LATENCY_TARGET_P99_MS > 0 and non-negative windows")

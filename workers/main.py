@@ -16,9 +16,9 @@ import time
 
 from aiokafka.errors import KafkaError
 
-from autoglm.heap import freeze_startup_objects
+from reasoning.loading import load_for_serving
+from runtime.heap import freeze_startup_objects
 from schemas.settings import Settings
-from workers.reasoner import load_for_serving
 from workers.reasoner_process import serving_reasoner
 from workers.service import BatchWorker
 
@@ -66,8 +66,12 @@ async def _serve_until_stopped(worker: BatchWorker, stop: asyncio.Event, max_bac
         except KafkaError as exc:
             if time.monotonic() - began > 60:
                 backoff = 1.0  # it ran well for a while: this is a new outage
-            log.warning("Kafka client failed (%r: broker lost, or fenced in a rebalance); reconnecting in "
-                        "%.0f s; uncommitted batches will be redelivered", exc, backoff)
+            log.warning(
+                "Kafka client failed (%r: broker lost, or fenced in a rebalance); reconnecting in "
+                "%.0f s; uncommitted batches will be redelivered",
+                exc,
+                backoff,
+            )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(2 * backoff, max_backoff_s)

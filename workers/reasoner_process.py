@@ -29,10 +29,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from autoglm.heap import collector_off, freeze_startup_objects
+from reasoning.reasoner import Reasoned, Reasoner
+from runtime.heap import collector_off, freeze_startup_objects
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import answer_within_budget
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,18 @@ class ReasonerProcess:
         self._stats: dict[str, dict] = {}
         self._pool: ProcessPoolExecutor | None = None
 
-    def start(self) -> "ReasonerProcess":
+    def start(self) -> ReasonerProcess:
         """Start the child and wait until its model is loaded (tens of seconds)."""
         self._pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),  # no fork of a process with threads
             initializer=_init_child,
-            initargs=(self.settings, self.loader, os.getpid(), logging.getLevelName(logging.getLogger().getEffectiveLevel())),
+            initargs=(
+                self.settings,
+                self.loader,
+                os.getpid(),
+                logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            ),
         )
         self.name, self.version, self._stats = self._pool.submit(_describe).result()
         return self
@@ -102,7 +107,7 @@ def _init_child(settings: Settings, loader: Loader, parent_pid: int, log_level: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
-    from autoglm.logs import setup_logging
+    from runtime.logs import setup_logging
 
     setup_logging(log_level)  # the worker's level: its log shows the model loading (`kb loaded`)
     _max_batch_cost = settings.max_batch_cost

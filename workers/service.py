@@ -31,18 +31,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import asyncpg
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from aiohttp import web
-from autoglm.db import claim_rows, create_pool
-from autoglm.health import Heartbeat, serve_health
+from reasoning.reasoner import Reasoned, Reasoner
+from runtime.db import claim_rows, create_pool
+from runtime.health import Heartbeat, serve_health
+from runtime.kafka_config import consumer_config, producer_config
 from schemas.answer import Answer, ModelInfo
 from schemas.batch import Batch
 from schemas.question import Question
-from schemas.safety import rules_from_settings
-from schemas.kafka_config import consumer_config, producer_config
 from schemas.rows import CLAIM_ANSWERS, answer_row
+from schemas.safety import rules_from_settings
 from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter
@@ -52,7 +53,6 @@ from workers.handover import Handover
 from workers.linger import Linger
 from workers.linger_control import LingerController
 from workers.outbox import Outbox
-from workers.reasoner import Reasoned, Reasoner
 from workers.splitting import answer_within_budget
 from workers.status import LoadMeter, publish_status
 
@@ -83,8 +83,11 @@ class BatchWorker:
             if settings.worker_linger_adaptive
             else None
         )
-        self.linger = Linger(settings.worker_linger_ms / 1000, settings.worker_linger_questions,
-                             0.0 if self.linger_control else settings.worker_linger_min_qps)
+        self.linger = Linger(
+            settings.worker_linger_ms / 1000,
+            settings.worker_linger_questions,
+            0.0 if self.linger_control else settings.worker_linger_min_qps,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batches in hand and leave the group.
@@ -101,7 +104,9 @@ class BatchWorker:
         await consumer.start()
         health = await self._serve_health()
         status = asyncio.create_task(
-            publish_status(self.settings, self.node_id, consumer, self.meter, getattr(self.reasoner, "cache_stats", dict))
+            publish_status(
+                self.settings, self.node_id, consumer, self.meter, getattr(self.reasoner, "cache_stats", dict)
+            )
         )
         self.ready = True
         log.info("worker started", extra={"client_id": self.client_id, "model": self.model.name})
@@ -151,9 +156,15 @@ class BatchWorker:
     async def _serve_health(self) -> web.AppRunner | None:
         if not self.settings.health_port:
             return None
-        counters = lambda: {"batches": self.batches, "answered": self.answered, "withheld": self.withheld,  # noqa: E731
-                            "linger": self.linger_control.snapshot() if self.linger_control else None}
-        return await serve_health(self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters)
+        counters = lambda: {
+            "batches": self.batches,
+            "answered": self.answered,
+            "withheld": self.withheld,  # noqa: E731
+            "linger": self.linger_control.snapshot() if self.linger_control else None,
+        }
+        return await serve_health(
+            self.settings.health_port, "worker", self.heartbeat.alive, lambda: self.ready, counters
+        )
 
     async def _gather(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
@@ -198,7 +209,9 @@ class BatchWorker:
             mine, results = results[: len(batch.questions)], results[len(batch.questions) :]
             answers += [(tp, a) for a in build_answers(batch, mine, self.model, started, finished)]
         self.batches += len(batches)
-        log.debug("batches answered", extra={"batch_ids": [str(b.batch_id) for _, b in batches], "answers": len(answers)})
+        log.debug(
+            "batches answered", extra={"batch_ids": [str(b.batch_id) for _, b in batches], "answers": len(answers)}
+        )
         return answers
 
     async def _deliver_polls(self, polls: list[Polled], delivery: Delivery, pool: asyncpg.Pool) -> None:

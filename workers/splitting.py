@@ -11,11 +11,12 @@ prepared for the estimate as it is (no re-assembly of the subgraph union).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from reasoning.reasoner import Reasoned, Reasoner
     from schemas.question import Question
-    from workers.reasoner import Reasoned, Reasoner
 
 T = TypeVar("T")
 
@@ -40,9 +41,7 @@ def split_by_cost(items: Sequence[T], costs: Sequence[float], ages: Sequence[int
     return chunks
 
 
-def answer_within_budget(
-    reasoner: "Reasoner", questions: "Sequence[Question]", budget: float
-) -> "list[Reasoned]":
+def answer_within_budget(reasoner: Reasoner, questions: Sequence[Question], budget: float) -> list[Reasoned]:
     """The reasoner's results for `questions` in order, from one call, or from one call per
     chunk when the estimated cost exceeds `budget` (reasoners that cannot estimate, and a
     budget <= 0, are never split)."""
@@ -50,7 +49,7 @@ def answer_within_budget(
     if estimate is None or budget <= 0:
         return reasoner.answer_batch(questions)
     chunks = split_by_cost(questions, estimate(questions), [q.ts for q in questions], budget)
-    results: "list[Reasoned | None]" = [None] * len(questions)
+    results: list[Reasoned | None] = [None] * len(questions)
     for chunk in chunks:
         for i, result in zip(chunk, reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
             results[i] = result

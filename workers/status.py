@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.kafka_config import producer_config
+from runtime.kafka_config import producer_config
 from schemas.settings import Settings
 from schemas.topics import WORKERS_STATUS, topic_name
 from schemas.worker_status import CacheStats, WorkerStatus
@@ -43,7 +43,10 @@ class LoadMeter:
 
 
 async def publish_status(
-    settings: Settings, node_id: str, consumer: AIOKafkaConsumer, meter: LoadMeter,
+    settings: Settings,
+    node_id: str,
+    consumer: AIOKafkaConsumer,
+    meter: LoadMeter,
     caches: Callable[[], dict[str, dict]] = dict,
 ) -> None:
     """Run until cancelled. `caches` gives the reasoner's cache counters (name -> hits,
@@ -63,8 +66,12 @@ async def publish_status(
                     queue += max(0, high - await consumer.position(tp))
             ratio, mean_ms = meter.take()
             status = WorkerStatus(
-                node_id=node_id, partitions=[tp.partition for tp in assigned], load_ratio=ratio,
-                avg_service_ms=mean_ms, queue_len=queue, ts=int(time.time() * 1000),
+                node_id=node_id,
+                partitions=[tp.partition for tp in assigned],
+                load_ratio=ratio,
+                avg_service_ms=mean_ms,
+                queue_len=queue,
+                ts=int(time.time() * 1000),
                 caches={name: CacheStats(**stats) for name, stats in caches().items()},
             )
             await producer.send(topic, status.to_bytes(), key=node_id.encode())

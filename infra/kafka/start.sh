@@ -5,7 +5,7 @@
 # starts nothing (the user has a cluster). Jars come from Maven Central through pom.xml; the
 # resolved classpath is cached in the state folder keyed by a hash of pom.xml, so only the
 # first run (or a pom change) calls mvn. Readiness is NOT checked here: that is a real metadata
-# request in autoglm/services/kafka.py (wait_for_kafka).
+# request in runtime/services/kafka.py (wait_for_kafka).
 #
 # Last stdout line is machine-readable: "status=<external|reused|started> [pid=<pid>]".
 set -euo pipefail

@@ -1,5 +1,0 @@
-import sys
-
-from autoglm.bench import main
-
-sys.exit(main())

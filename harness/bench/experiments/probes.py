@@ -1,0 +1,143 @@
+"""What the experiments read besides answers: the stream processor's /metrics (controller
+arms, router loads), the compacted workers.status topic (partitions and reasoner caches
+per worker) and the `batches` topic (batches and questions per partition)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from runtime.admin import partitions_of
+from runtime.kafka_config import common_config
+from schemas.settings import Settings
+from schemas.topics import BATCHES, WORKERS_STATUS, topic_name
+
+
+async def stream_metrics(port: int) -> dict | None:
+    """The stream processor's counters, or None when it does not answer."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            return await response.json()
+    except (TimeoutError, aiohttp.ClientError, ValueError):
+        return None
+
+
+async def sample_metrics(port: int, every_s: float, into: list[tuple[float, dict]]) -> None:
+    """Until cancelled: append (wall time, /metrics) every `every_s` seconds."""
+    while True:
+        found = await stream_metrics(port)
+        if found is not None:
+            into.append((time.time(), found))
+        await asyncio.sleep(every_s)
+
+
+async def worker_statuses(settings: Settings) -> dict[str, dict]:
+    """The latest workers.status record per worker node, as raw JSON (fields the schema
+    gains later, e.g. `caches`, show as soon as a worker sends them)."""
+    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False)
+    await consumer.start()
+    latest: dict[str, dict] = {}
+    try:
+        parts = await partitions_of(consumer, topic_name(settings, WORKERS_STATUS))
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not await _caught_up(consumer, ends):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for rec in records:
+                    try:
+                        row = orjson.loads(rec.value)
+                        latest[row["node_id"]] = row
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+def cache_hit_rates(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict] | None:
+    """Hit rate per reasoner cache between two status readings, summed over workers;
+    None when no worker publishes `caches` (the reasoner or worker cannot say)."""
+    totals: dict[str, list[int]] = {}
+    for node, row in after.items():
+        for name, stats in (row.get("caches") or {}).items():
+            old = ((before.get(node) or {}).get("caches") or {}).get(name) or {"hits": 0, "misses": 0}
+            hits, misses = stats["hits"] - old["hits"], stats["misses"] - old["misses"]
+            if hits < 0 or misses < 0:  # the worker restarted in between: its counters began again
+                hits, misses = stats["hits"], stats["misses"]
+            total = totals.setdefault(name, [0, 0, 0])
+            total[0] += hits
+            total[1] += misses
+            total[2] += stats.get("size", 0)
+    if not totals:
+        return None
+    return {
+        name: {"hits": h, "misses": m, "hit_rate": round(h / (h + m), 3) if h + m else None, "size": size}
+        for name, (h, m, size) in totals.items()
+    }
+
+
+class BatchCounter:
+    """Counts batches and questions per `batches` partition from the moment it starts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.batches: dict[int, int] = {}
+        self.questions: dict[int, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(**common_config(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        parts = await partitions_of(consumer, topic_name(self.settings, BATCHES))
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+            self.batches[tp.partition] = self.questions[tp.partition] = 0
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
+                for rec in records:
+                    self.batches[tp.partition] += 1
+                    try:
+                        self.questions[tp.partition] += len(orjson.loads(rec.value)["questions"])
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        pass
+
+    def take(self) -> dict:
+        """Counts per partition (keys are strings, as in JSON) since the last take (or start), and reset."""
+        out = {
+            "batches": {str(p): n for p, n in self.batches.items()},
+            "questions": {str(p): n for p, n in self.questions.items()},
+        }
+        self.batches = dict.fromkeys(self.batches, 0)
+        self.questions = dict.fromkeys(self.questions, 0)
+        return out
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,32 @@
+"""Kafka connection options in Faust's form: Faust builds its own clients, so the
+bootstrap list and the security options of `runtime.kafka_config` are translated here,
+once, for the stream processor and for the benchmark's Faust baseline."""
+
+from __future__ import annotations
+
+import faust
+
+from runtime.kafka_config import security_config
+from schemas.settings import Settings
+
+
+def broker_url(settings: Settings) -> str:
+    """Faust wants `kafka://host:port;host:port` for a list of bootstrap servers."""
+    hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
+    return ";".join(f"kafka://{h}" for h in hosts)
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The security options of runtime.kafka_config in Faust's form (Faust builds its own clients)."""
+    config = security_config(settings)
+    protocol = config["security_protocol"]
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(config["ssl_context"])
+    return faust.SASLCredentials(
+        username=config["sasl_plain_username"],
+        password=config["sasl_plain_password"],
+        ssl_context=config.get("ssl_context"),  # None: SASL_PLAINTEXT
+        mechanism=config["sasl_mechanism"],
+    )
