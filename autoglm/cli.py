@@ -75,33 +75,20 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
-    from aiokafka import AIOKafkaConsumer
-
-    from runtime.kafka_config import common_config
+    from runtime.tail import records, tail
     from schemas.topics import topic_name
 
     async def run() -> None:
-        consumer = AIOKafkaConsumer(
-            topic_name(settings, args.topic),
-            **common_config(settings),
-            group_id=None,
-            auto_offset_reset="latest" if args.follow else "earliest",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            consumer_timeout_ms=1000,
-        )
-        await consumer.start()
-        idle = 0.0
-        try:
-            while args.follow or idle < args.idle_s:
-                polled = await consumer.getmany(timeout_ms=500)
+        start = "latest" if args.follow else "earliest"
+        async with tail(settings, topic_name(settings, args.topic), start, "autoglm-cli-consume") as consumer:
+            idle = 0.0
+            async for polled in records(consumer, timeout_ms=500):
                 idle = 0.0 if polled else idle + 0.5
-                for records in polled.values():
-                    for rec in records:
-                        sys.stdout.write(rec.value.decode("utf-8", "replace") + "\n")
+                for rec in polled:
+                    sys.stdout.write(rec.value.decode("utf-8", "replace") + "\n")
                 sys.stdout.flush()
-        finally:
-            await consumer.stop()
+                if not args.follow and idle >= args.idle_s:
+                    return
 
     asyncio.run(run())
     return 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -16,16 +15,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from tqdm import tqdm
 
-from runtime.admin import partitions_of
-from runtime.kafka_config import common_config, producer_config
+from runtime.clock import now_ms
+from runtime.kafka_config import producer_config
+from runtime.tail import open_tail, records
 from schemas.answer import Answer
 from schemas.question import Question
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, QUESTIONS, topic_name
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -56,29 +52,15 @@ def read_metaqa(path: Path, limit: int | None = None, raw_text: bool = False) ->
 
 
 async def answers_tail(settings: Settings) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
-    """A group-less consumer positioned at the current end of `answers`."""
-    topic = topic_name(settings, ANSWERS)
-    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        parts = await partitions_of(consumer, topic)
-    except RuntimeError:
-        await consumer.stop()
-        raise
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for tp in parts:  # resolve the lazy seek now, before anything is produced
-        await consumer.position(tp)
-    return consumer, parts
+    """A group-less consumer positioned at the current end of `answers` (runtime.tail)."""
+    return await open_tail(settings, topic_name(settings, ANSWERS), "latest", "autoglm-cli")
 
 
 async def stream_answers(consumer: AIOKafkaConsumer) -> AsyncIterator[Answer]:
     """Yield answers as they arrive."""
-    while True:
-        polled = await consumer.getmany(timeout_ms=200)
-        for records in polled.values():
-            for rec in records:
-                yield Answer.from_bytes(rec.value)
+    async for polled in records(consumer):
+        for rec in polled:
+            yield Answer.from_bytes(rec.value)
 
 
 async def send_questions(

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from autoglm.client import MetaQAItem, answers_tail, ask, make_question, now_ms, read_metaqa, send_questions
+from autoglm.client import MetaQAItem, answers_tail, ask, make_question, read_metaqa, send_questions
 from autoglm.render import print_answer
 from reasoning.metaqa import qa_file
+from runtime.clock import now_ms
 from runtime.fleet import Fleet
 from schemas.answer import Answer
 from schemas.settings import Settings

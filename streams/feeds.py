@@ -11,10 +11,8 @@ import logging
 import time
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from runtime.admin import partitions_of
-from runtime.kafka_config import common_config
+from runtime.tail import records, tail
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, WORKERS_STATUS, topic_name
 from schemas.worker_status import WorkerStatus
@@ -26,22 +24,13 @@ log = logging.getLogger(__name__)
 
 async def feed_latencies(settings: Settings, controller: BatchController) -> None:
     """Run until cancelled: observe each answer's total latency, tick the controller."""
-    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        parts = await partitions_of(consumer, topic_name(settings, ANSWERS))
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        while True:
-            polled = await consumer.getmany(timeout_ms=250)
-            for records in polled.values():
-                for rec in records:
-                    seen = service_latency(rec.value)
-                    if seen is not None:
-                        controller.observe(*seen)
+    async with tail(settings, topic_name(settings, ANSWERS), "latest", "autoglm-streams-latency") as consumer:
+        async for polled in records(consumer, timeout_ms=250):
+            for rec in polled:
+                seen = service_latency(rec.value)
+                if seen is not None:
+                    controller.observe(*seen)
             controller.tick(time.monotonic())
-    finally:
-        await consumer.stop()
 
 
 def service_latency(value: bytes) -> tuple[str, float] | None:
@@ -61,19 +50,11 @@ def service_latency(value: bytes) -> tuple[str, float] | None:
 
 async def feed_worker_status(settings: Settings, router: BoundedLoadRouter) -> None:
     """Run until cancelled: hand every worker status record to the router."""
-    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = await partitions_of(consumer, topic_name(settings, WORKERS_STATUS))
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        while True:
-            polled = await consumer.getmany(timeout_ms=500)
-            for records in polled.values():
-                for rec in records:
-                    try:
-                        router.update(WorkerStatus.from_bytes(rec.value))
-                    except ValueError:
-                        log.warning("unreadable worker status skipped", extra={"offset": rec.offset})
-    finally:
-        await consumer.stop()
+    status = topic_name(settings, WORKERS_STATUS)  # not transactional: read uncommitted, as produced
+    async with tail(settings, status, "earliest", "autoglm-streams-status", isolation_level="read_uncommitted") as c:
+        async for polled in records(c, timeout_ms=500):
+            for rec in polled:
+                try:
+                    router.update(WorkerStatus.from_bytes(rec.value))
+                except ValueError:
+                    log.warning("unreadable worker status skipped", extra={"offset": rec.offset})

@@ -9,13 +9,13 @@ acknowledged, so a crash between ingest and produce loses nothing: Kafka redeliv
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 
+from runtime.clock import now_ms
 from schemas.batch import Batch, BatchedQuestion, ClusterKey, Rejection, Trigger
 from schemas.question import Question
 from schemas.safety import rules_from_settings
@@ -32,10 +32,6 @@ from streams.sink import DeliverySink
 log = logging.getLogger(__name__)
 
 Ack = Callable[[], Awaitable[None]]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def payload_bytes(question: Question) -> int:

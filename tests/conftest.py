@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from harness.isolation import isolate
 from runtime.fleet import Fleet
 from schemas.settings import Settings, get_settings
 
@@ -39,15 +40,7 @@ def isolated(services: Settings, request: pytest.FixtureRequest) -> Iterator[Set
     deleted after the test (the suite used to leave ~100 topics per run on the broker)."""
     from runtime.services.kafka import delete_topics, ensure_topics
 
-    tag = f"t{uuid.uuid4().hex[:8]}"
-    settings = services.model_copy(
-        update={
-            "topic_prefix": f"{tag}-",
-            "stream_app_id": f"{tag}-streams",
-            "worker_group_id": f"{tag}-workers",
-            "partitions": 3,
-        }
-    )
+    settings = isolate(services, "t", partitions=3)
     ensure_topics(settings)
     yield settings
     delete_topics(settings)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import subprocess
 import sys
 from contextlib import redirect_stdout
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -18,7 +21,9 @@ from harness.bench.runner import BenchConfig, run_bench
 from harness.bench.search import SearchPlan
 from harness.bench.systems import SYSTEMS
 from runtime.logs import setup_logging
-from schemas.settings import get_settings
+from schemas.settings import REPO_ROOT, get_settings
+
+DEFAULT_OUT = "bench-results"
 
 PIPELINE_SWITCHES = (
     "adaptive_batching",
@@ -59,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["baseline", "gnn", "echo"],
         help="default: AUTOGLM_REASONER; echo answers instantly (harness smoke runs only)",
     )
-    p.add_argument("--out", default="bench-results", help="folder for bench.json, report.md, plots and logs")
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help="folder for bench.json, report.md, plots and logs; or a .md file (e.g. "
+        "docs/benchmarks/2026-12-04-quick.md): the dated markdown report goes there, the rest to "
+        f"{DEFAULT_OUT}/",
+    )
     p.add_argument("--log-level", default=os.environ.get("AUTOGLM_LOG_LEVEL", "WARNING"))
     return p
 
@@ -85,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raw_text=args.raw_text,
         workers=args.workers,
         echo=args.reasoner == "echo",
-        out_dir=Path(args.out),
+        out_dir=out_paths(args.out)[0],
     )
     if args.duration_s:
         kw["step_s"] = args.duration_s
@@ -99,7 +110,43 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return cfg
 
 
+def out_paths(out: str) -> tuple[Path, Path | None]:
+    """(folder for bench.json, plots and logs; file for the dated report, or None).
+    `--out X.md` names the report (docs/benchmarks/ holds one per run); the folder is then the
+    default, so a report in docs/ does not bring the run's logs and plots with it."""
+    path = Path(out)
+    if path.suffix.lower() == ".md":
+        return Path(DEFAULT_OUT), path
+    return path, None
+
+
+def git_commit() -> str:
+    """The checkout's short commit, marked when the tree has changes; "unknown" outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
+def dated_report(table: str, argv: list[str], started: datetime, finished: datetime) -> str:
+    """The markdown report with when, at which commit and with which command it was measured,
+    under its title: what a report in docs/benchmarks/ must say to be read later."""
+    title, _, rest = table.partition("\n")
+    when = f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC"
+    if finished.date() != started.date():
+        when = f"{started:%Y-%m-%d %H:%M} - {finished:%Y-%m-%d %H:%M} UTC"
+    command = shlex.join(["uv", "run", "autoglm", "bench", *argv])
+    return f"{title}\n\nRun {when}, commit {git_commit()}: `{command}`.\n{rest}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
@@ -114,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with redirect_stdout(sys.stderr):  # stdout carries only the result
         up(settings)
+    started = datetime.now(UTC)
     raw = asyncio.run(run_bench(cfg, settings))
+    finished = datetime.now(UTC)
     config = {
         "mode": cfg.mode,
         "reasoner": "echo" if cfg.echo else settings.reasoner,
@@ -138,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     result = summarise(raw, config)
     write(result, cfg.out_dir)
     table = markdown(result)
+    report_path = out_paths(args.out)[1]
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(dated_report(table, argv, started, finished))
+        print(f"report written to {report_path}", file=sys.stderr)
     if args.json:
         print(table, file=sys.stderr)
         print(orjson.dumps(result).decode())

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from runtime.admin import partitions_of
-from runtime.kafka_config import consumer_config
+from runtime.tail import open_tail
 from schemas.settings import Settings
 
 
@@ -53,15 +52,9 @@ class Collector:
         """Position at the current end of the answers topic and start reading."""
         # our consumers' settings (read_committed, the configured fetch wait: the instrument
         # must not hold answers back), no group: it assigns itself every partition
-        config = consumer_config(self.settings, None, "autoglm-bench-collector")
-        consumer = AIOKafkaConsumer(**{**config, "max_partition_fetch_bytes": 8 * 1024 * 1024})
-        await consumer.start()
-        parts = await partitions_of(consumer, self.topic)
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:
-            await consumer.position(tp)
-        self._consumer = consumer
+        self._consumer, _ = await open_tail(
+            self.settings, self.topic, "latest", "autoglm-bench-collector", max_partition_fetch_bytes=8 * 1024 * 1024
+        )
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:

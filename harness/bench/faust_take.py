@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
-from harness.bench.replies import now_ms, replies
+from harness.bench.replies import replies
 from reasoning.reasoner import Reasoner
-from runtime.faust_config import broker_credentials, broker_url
+from runtime.clock import now_ms
+from runtime.faust_config import broker_credentials, broker_url, producer_options
 from schemas.answer import ModelInfo
 from schemas.question import Question
 from schemas.settings import Settings
@@ -40,7 +41,7 @@ def create_app(settings: Settings, reasoner: Reasoner) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
+        **producer_options(settings),
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     questions = app.topic(topic_name(settings, QUESTIONS), **raw)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
-from runtime.admin import partitions_of
-from runtime.kafka_config import common_config
+from runtime.lag import LagReader
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,40 +15,18 @@ class LagSampler:
     """Samples the lag of (group, topic) pairs; `samples[group]` collects one total per sample."""
 
     def __init__(self, settings: Settings, groups: list[tuple[str, str]]) -> None:
-        self.settings = settings
         self.groups = groups
         self.samples: dict[str, list[int]] = {group: [] for group, _ in groups}
-        self._admin: AIOKafkaAdminClient | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._parts: dict[str, list[TopicPartition]] = {}
+        self.reader = LagReader(settings)
 
     async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(**common_config(self.settings))
-        await self._admin.start()
-        self._consumer = AIOKafkaConsumer(**common_config(self.settings), isolation_level="read_committed")
-        await self._consumer.start()
-        for _, topic in self.groups:
-            self._parts[topic] = await partitions_of(self._consumer, topic)
+        await self.reader.start()
 
     async def stop(self) -> None:
-        if self._admin is not None:
-            await self._admin.close()
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self.reader.stop()
 
     async def lag(self, group: str, topic: str) -> int:
-        """Records in `topic` not yet committed by `group` (committed offsets lag the
-        processing by the group's commit interval)."""
-        assert self._admin is not None and self._consumer is not None
-        parts = self._parts[topic]
-        committed = await self._admin.list_consumer_group_offsets(group, partitions=parts)
-        ends = await self._consumer.end_offsets(parts)
-        total = 0
-        for tp in parts:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            total += max(0, ends[tp] - done)
-        return total
+        return await self.reader.lag(group, topic)
 
     async def sample_every(self, interval_s: float) -> None:
         """Sample until cancelled."""

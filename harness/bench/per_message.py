@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from harness.bench.replies import now_ms, replies
+from harness.bench.replies import replies
 from reasoning.reasoner import Reasoner
+from runtime.clock import now_ms
 from runtime.kafka_config import consumer_config, producer_config
 from schemas.answer import ModelInfo
 from schemas.question import Question

@@ -3,7 +3,6 @@ system sends the same message (and the same latency breakdown) back."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -12,10 +11,6 @@ from schemas.answer import Answer, ModelInfo
 from schemas.batch import Batch, BatchedQuestion, ClusterKey
 from schemas.question import Question
 from workers.answers import build_answers
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def replies(

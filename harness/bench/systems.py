@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import isolation
 from runtime.fleet import Fleet, role_command
 from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS, topic_name
@@ -32,18 +33,10 @@ CALL_LOG_ENV = "AUTOGLM_BENCH_CALL_LOG"  # harness.bench.calls: the worker logs 
 
 
 def isolate(base: Settings, run_id: str, name: str) -> Settings:
-    """Settings with a private topic prefix and group ids; quotas off and no health port
-    (a benchmark measures capacity, and must not collide with a running pipeline's port)."""
-    tag = f"{run_id}-{name.replace('_', '-')}"
-    return base.model_copy(
-        update={
-            "topic_prefix": f"{tag}-",
-            "stream_app_id": f"{tag}-streams",
-            "worker_group_id": f"{tag}-workers",
-            "quota_rate_per_s": 0.0,
-            "health_port": 0,
-        }
-    )
+    """Private topics and groups for one system of run `run_id` (harness.isolation); quotas
+    off and no health port (a benchmark measures capacity, and must not collide with a
+    running pipeline's port)."""
+    return isolation.isolate(base, f"{run_id}-{name}", quota_rate_per_s=0.0, health_port=0)
 
 
 @dataclass

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos.load import Ask, Sender, metaqa_asks
-from harness.chaos.verify import Tally, tally
-from harness.chaos.watch import AnswerWatcher, Lag
+from harness.chaos.verify import Tally, claims_in_logs, tally
+from harness.chaos.watch import AnswerWatcher
+from harness.isolation import isolate
 from runtime.fleet import Fleet
+from runtime.lag import LagReader
 from runtime.services.kafka import delete_topics_async, ensure_topics_async
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, BATCHES, QUESTIONS, topic_name
@@ -33,16 +35,8 @@ READY_MARKS = ("Setting newly assigned partitions", "Joined group")
 
 
 def isolated_settings(base: Settings, label: str, partitions: int) -> Settings:
-    """Private topic prefix, stream app id and worker group for one run."""
-    tag = f"chaos-{label}-{uuid.uuid4().hex[:6]}"
-    return base.model_copy(
-        update={
-            "topic_prefix": f"{tag}-",
-            "stream_app_id": f"{tag}-streams",
-            "worker_group_id": f"{tag}-workers",
-            "partitions": partitions,
-        }
-    )
+    """Private topic prefix, stream app id and worker group for one run (harness.isolation)."""
+    return isolate(base, f"chaos-{label}", partitions=partitions)
 
 
 @dataclass
@@ -64,7 +58,7 @@ class PipelineRun:
         self.settings = settings
         self.fleet = Fleet(settings, log_dir)
         self.watcher = AnswerWatcher(settings, topic_name(settings, ANSWERS))
-        self.lag = Lag(settings)
+        self.lag = LagReader(settings)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._log_offsets: dict[str, int] = {}
@@ -257,7 +251,8 @@ class Phase:
         await self.run.wait_quiet(timeout_s=max(5.0, deadline - time.monotonic()))
         await asyncio.sleep(settle_s)  # late duplicates (a resumed zombie) have time to show
         self._recovery(ids)
-        return await tally(self.run.settings, ids, self.run.watcher)
+        claims = claims_in_logs(self.run.fleet.log_dir)  # the workers' won claims, by question id
+        return await tally(self.run.settings, ids, self.run.watcher, claims)
 
     def latency_s(self) -> dict[str, float | None]:
         """Seconds from offering a question to its first answer on the topic (p50, p99, max)."""

@@ -2,8 +2,8 @@
 
 `AnswerWatcher` tails the scenario's `answers` topic from the beginning, as any outside
 consumer would, and remembers per question id how many answers it saw and when the first
-arrived. `Lag` tells how many records a consumer group has not committed yet: batches in
-flight for the workers, questions not yet batched for the stream processor.
+arrived. Group lag (batches in flight for the workers, questions not yet batched for the
+stream processor) is read by `runtime.lag.LagReader`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from runtime.admin import partitions_of
-from runtime.kafka_config import common_config
+from runtime.tail import records, tail
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,26 +37,13 @@ class AnswerWatcher:
     last_at: float = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            **common_config(self.settings),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            client_id="autoglm-chaos-watch",
-        )
-        await consumer.start()
-        try:
-            parts = await partitions_of(consumer, self.topic)
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            while not stop.is_set():
-                polled = await consumer.getmany(timeout_ms=200, max_records=5000)
+        async with tail(self.settings, self.topic, "earliest", "autoglm-chaos-watch") as consumer:
+            async for polled in records(consumer, timeout_ms=200, max_records=5000):
                 now = time.time()
-                for recs in polled.values():
-                    for rec in recs:
-                        self._note(rec.partition, rec.offset, rec.timestamp, rec.value, now)
-        finally:
-            await consumer.stop()
+                for rec in polled:
+                    self._note(rec.partition, rec.offset, rec.timestamp, rec.value, now)
+                if stop.is_set():
+                    return
 
     def _note(self, partition: int, offset: int, timestamp: int, value: bytes, now: float) -> None:
         try:
@@ -86,47 +70,3 @@ class AnswerWatcher:
         pool = self.first_at.items() if ids is None else ((q, self.first_at[q]) for q in ids if q in self.first_at)
         later = [at for _, at in pool if at > t]
         return min(later) if later else None
-
-
-class Lag:
-    """Uncommitted records of a consumer group on a topic (end offsets minus committed)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._admin: AIOKafkaAdminClient | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(**common_config(self.settings), request_timeout_ms=5000)
-        await self._admin.start()
-        self._consumer = AIOKafkaConsumer(
-            **common_config(self.settings),
-            group_id=None,
-            enable_auto_commit=False,
-            client_id="autoglm-chaos-lag",
-            request_timeout_ms=5000,
-        )
-        await self._consumer.start()
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._admin is not None:
-            await self._admin.close()
-
-    async def of(self, group: str, topic: str) -> int | None:
-        """Records of `topic` not yet committed by `group`; None when Kafka does not answer."""
-        assert self._admin is not None and self._consumer is not None, "call start() first"
-        try:
-            parts: list[TopicPartition] = await partitions_of(self._consumer, topic)
-            ends = await asyncio.wait_for(self._consumer.end_offsets(parts), 5)
-            committed = await asyncio.wait_for(self._admin.list_consumer_group_offsets(group, partitions=parts), 5)
-        except Exception as exc:  # noqa: BLE001 - the broker may be down in that very scenario
-            log.info("lag of %s unavailable: %r", group, exc)
-            return None
-        total = 0
-        for tp in parts:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            total += max(0, ends[tp] - done)
-        return total

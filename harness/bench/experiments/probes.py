@@ -11,8 +11,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from runtime.admin import partitions_of
-from runtime.kafka_config import common_config
+from runtime.tail import caught_up, open_tail, tail
 from schemas.settings import Settings
 from schemas.topics import BATCHES, WORKERS_STATUS, topic_name
 
@@ -41,33 +40,19 @@ async def sample_metrics(port: int, every_s: float, into: list[tuple[float, dict
 async def worker_statuses(settings: Settings) -> dict[str, dict]:
     """The latest workers.status record per worker node, as raw JSON (fields the schema
     gains later, e.g. `caches`, show as soon as a worker sends them)."""
-    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False)
-    await consumer.start()
     latest: dict[str, dict] = {}
-    try:
-        parts = await partitions_of(consumer, topic_name(settings, WORKERS_STATUS))
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
+    status = topic_name(settings, WORKERS_STATUS)
+    async with tail(settings, status, "earliest", "autoglm-bench-status", isolation_level="read_uncommitted") as c:
+        ends = await c.end_offsets(list(c.assignment()))
         deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and not await _caught_up(consumer, ends):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for rec in records:
-                    try:
-                        row = orjson.loads(rec.value)
-                        latest[row["node_id"]] = row
-                    except (orjson.JSONDecodeError, KeyError, TypeError):
-                        continue
-    finally:
-        await consumer.stop()
+        while time.monotonic() < deadline and not await caught_up(c, ends):
+            for rec in [r for recs in (await c.getmany(timeout_ms=300)).values() for r in recs]:
+                try:
+                    row = orjson.loads(rec.value)
+                    latest[row["node_id"]] = row
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue
     return latest
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def cache_hit_rates(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict] | None:
@@ -103,13 +88,10 @@ class BatchCounter:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(**common_config(self.settings), enable_auto_commit=False)
-        await consumer.start()
-        parts = await partitions_of(consumer, topic_name(self.settings, BATCHES))
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
+        consumer, parts = await open_tail(
+            self.settings, topic_name(self.settings, BATCHES), "latest", "autoglm-bench-batches"
+        )
         for tp in parts:
-            await consumer.position(tp)
             self.batches[tp.partition] = self.questions[tp.partition] = 0
         self._consumer = consumer
         self._task = asyncio.create_task(self._run())
