@@ -1,12 +1,15 @@
 """Kafka connection options in Faust's form: Faust builds its own clients, so the
-bootstrap list and the security options of `runtime.kafka_config` are translated here,
-once, for the stream processor and for the benchmark's Faust baseline."""
+bootstrap list, the security options and the producer's acks and compression of
+`runtime.kafka_config` are translated here, once, for the stream processor and for the
+benchmark's Faust baseline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
-from runtime.kafka_config import security_config
+from runtime.kafka_config import compression_type, security_config
 from schemas.settings import Settings
 
 
@@ -30,3 +33,9 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
         ssl_context=config.get("ssl_context"),  # None: SASL_PLAINTEXT
         mechanism=config["sasl_mechanism"],
     )
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """faust.App keyword arguments for the producer Faust builds itself: acks=all and the
+    codec of `runtime.kafka_config.producer_config`."""
+    return {"producer_acks": -1, "producer_compression_type": compression_type(settings)}

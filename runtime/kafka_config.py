@@ -1,7 +1,7 @@
 """Kafka client configuration derived from settings (builds dicts, connects to nothing).
 
 One place decides acks, idempotence and security so every producer in the system
-follows the delivery rules in DESIGN.md. The only I/O is reading the TLS files and the
+follows the delivery rules (docs/design.md, "Delivery rules"). The only I/O is reading the TLS files and the
 SASL password file named in settings.
 """
 
@@ -45,17 +45,26 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    """acks=all with idempotence: a retried send can never write a record twice."""
+    """acks=all with idempotence: a retried send can never write a record twice. Record
+    batches are compressed with `kafka_compression` (docs/serving.md#compression)."""
     return {
         **common_config(settings),
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
+        "compression_type": compression_type(settings),
         "linger_ms": settings.kafka_linger_ms,
         "max_batch_size": 1024 * 1024,
         "max_request_size": 4 * 1024 * 1024,
         "request_timeout_ms": 30_000,
     }
+
+
+def compression_type(settings: Settings) -> str | None:
+    """`kafka_compression` as aiokafka names it (None: uncompressed). lz4 and zstd need the
+    cramjam codecs (aiokafka's lz4/zstd extras, a dependency of the project): without them
+    aiokafka refuses to build the producer, and a consumer cannot read such batches."""
+    return None if settings.kafka_compression == "none" else settings.kafka_compression
 
 
 def consumer_config(settings: Settings, group_id: str | None, client_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import mode
 from aiohttp import web
 
 from runtime.db import create_pool
-from runtime.faust_config import broker_credentials, broker_url
+from runtime.faust_config import broker_credentials, broker_url, producer_options
 from runtime.health import serve_health
 from runtime.heap import freeze_startup_objects
 from schemas.settings import Settings
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
+        **producer_options(settings),
         broker_commit_interval=0.5,
         # A stream processor that dies holds its partitions until the session times out:
         # Faust's 60 s default meant a minute without batching after a crash (fault suite).

@@ -7,7 +7,9 @@ step length; startup is bounded by the ready timeout):
 * `skew`       - one hot user, 2 workers, load-aware routing off and on (.skew);
 * `splitting`  - 3-hop questions only, cost-aware splitting off and on (.splitting);
 * `caches`     - the encoding cache off and on, the subgraph cache off and on under
-  popular questions (.caches).
+  popular questions (.caches);
+* `compression` - record batches uncompressed, lz4 and zstd: bytes per question on disk
+  per topic and CPU per question per process (.compression).
 
 One experiment's failure is recorded and the next one runs.
 """
@@ -23,7 +25,7 @@ from harness.bench.progress import say
 
 log = logging.getLogger(__name__)
 
-EXPERIMENTS = ("controller", "skew", "splitting", "caches")
+EXPERIMENTS = ("controller", "skew", "splitting", "caches", "compression")
 
 
 def _runner(name: str, main_pipeline: dict) -> Callable[[Context], Awaitable[dict]]:
@@ -39,6 +41,10 @@ def _runner(name: str, main_pipeline: dict) -> Callable[[Context], Awaitable[dic
         from harness.bench.experiments import caches
 
         return caches.run
+    if name == "compression":
+        from harness.bench.experiments import compression
+
+        return compression.run
     from harness.bench.experiments import splitting
 
     return splitting.run

@@ -75,6 +75,16 @@ def headline(experiments: dict) -> dict:
             }
             for r in ca["runs"]
         }
+    co = experiments.get("compression") or {}
+    if co.get("runs"):
+        out["compression"] = {
+            r["codec"]: {
+                "bytes_per_question": r["bytes_per_question"],
+                "cpu_us_per_question": r["cpu_us_per_question"],
+                "p99_ms": r["p99_ms"],
+            }
+            for r in co["runs"]
+        }
     for name, result in experiments.items():
         if "error" in result:
             out[name] = {"error": result["error"]}
@@ -83,7 +93,14 @@ def headline(experiments: dict) -> dict:
 
 def markdown(experiments: dict) -> list[str]:
     lines: list[str] = []
-    for name, section in (("controller", _controller), ("skew", _skew), ("splitting", _splitting), ("caches", _caches)):
+    sections = (
+        ("controller", _controller),
+        ("skew", _skew),
+        ("splitting", _splitting),
+        ("caches", _caches),
+        ("compression", _compression),
+    )
+    for name, section in sections:
         result = experiments.get(name)
         if result is None:
             continue
@@ -208,6 +225,50 @@ def _caches(ca: dict) -> list[str]:
             f"| {_fmt(r['call_size_mean'])} | {_fmt(r['reasoner_ms_per_question'])} ({_fmt(st.get('encode'))}, {_fmt(st.get('subgraph'))}) "
             f"| {_hit_rates(r.get('cache_hit_rates'))} |"
         )
+    return lines
+
+
+def _compression(co: dict) -> list[str]:
+    topics = ("questions", "batches", "answers")
+    lines = [
+        f"{_fmt(co['offered_qps'])} q/s offered for {co['seconds']:.0f} s per codec ({co['reference_source']}), "
+        "the same arrivals each run, one fresh copy of (c) per codec (every producer, the load driver's "
+        "included, writes with it). Bytes: growth of each topic's log segments over the step per question "
+        "sent. CPU: microseconds per answered question (worker: with its reasoner child; driver: the client).",
+        "",
+        "| codec | bytes/question questions | batches | answers | total | CPU µs/q streams | worker "
+        "| driver | broker | total | p50 ms | p99 ms | q/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in co["runs"]:
+        b, c = r.get("bytes_per_question") or {}, r.get("cpu_us_per_question") or {}
+        worker = sum(v for k, v in c.items() if k.startswith("worker")) if c else None
+        lines.append(
+            f"| {r['codec']} | {' | '.join(_fmt(b.get(t)) for t in (*topics, 'total'))} "
+            f"| {_fmt(c.get('streams'))} | {_fmt(worker)} | {_fmt(c.get('harness'))} | {_fmt(c.get('kafka'))} "
+            f"| {_fmt(c.get('total'))} | {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} "
+            f"| {_fmt(r['throughput_qps'])}{' (aborted)' if r['aborted'] else ''} |"
+        )
+    lines.append("")
+    lines += [f"Stored batches, {r['codec']} run: {r['stored_batches']}." for r in co["runs"]]
+    cost = co.get("codec_cost") or {}
+    if cost.get("codecs"):
+        lines += [
+            "",
+            f"The codecs alone, on the `none` run's stored batches ({cost['questions']} questions; "
+            "aiokafka's codec functions, best of 3): records' size after compression, and µs per question "
+            "to compress / to decompress.",
+            "",
+            "| codec | questions | batches | answers |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, per in cost["codecs"].items():
+            cells = [
+                f"{_fmt(per[t]['size_after'])}, {_fmt(per[t]['compress_us_per_question'])} / "
+                f"{_fmt(per[t]['decompress_us_per_question'])}"
+                for t in topics
+            ]
+            lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines
 
 
