@@ -39,3 +39,22 @@ def producer_options(settings: Settings) -> dict[str, Any]:
     """faust.App keyword arguments for the producer Faust builds itself: acks=all and the
     codec of `runtime.kafka_config.producer_config`."""
     return {"producer_acks": -1, "producer_compression_type": compression_type(settings)}
+
+
+def app_options(settings: Settings) -> dict[str, Any]:
+    """The faust.App keyword arguments every Faust app of ours shares (the stream processor
+    and the benchmark's Faust baseline, which must differ from it only in its batching):
+    brokers and credentials, in-memory state, no web server, topics created by
+    `autoglm up` rather than by Faust, the producer's acks and codec."""
+    return {
+        "broker": broker_url(settings),
+        "broker_credentials": broker_credentials(settings),
+        "store": "memory://",
+        "datadir": str(settings.state_dir / "faust"),
+        "web_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        **producer_options(settings),
+    }

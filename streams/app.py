@@ -17,7 +17,7 @@ import mode
 from aiohttp import web
 
 from runtime.db import create_pool
-from runtime.faust_config import broker_credentials, broker_url, producer_options
+from runtime.faust_config import app_options
 from runtime.health import serve_health
 from runtime.heap import freeze_startup_objects
 from schemas.settings import Settings
@@ -140,16 +140,7 @@ def create_app(settings: Settings) -> faust.App:
     """Build the stream processor for `settings` (one per process)."""
     app = StreamApp(
         settings.stream_app_id,
-        broker=broker_url(settings),
-        broker_credentials=broker_credentials(settings),
-        store="memory://",
-        datadir=str(settings.state_dir / "faust"),
-        web_enabled=False,
-        topic_partitions=settings.partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        **producer_options(settings),
+        **app_options(settings),
         broker_commit_interval=0.5,
         # A stream processor that dies holds its partitions until the session times out:
         # Faust's 60 s default meant a minute without batching after a crash (fault suite).

@@ -16,7 +16,7 @@ import faust
 from harness.bench.replies import replies
 from reasoning.reasoner import Reasoner
 from runtime.clock import now_ms
-from runtime.faust_config import broker_credentials, broker_url, producer_options
+from runtime.faust_config import app_options
 from schemas.answer import ModelInfo
 from schemas.question import Question
 from schemas.settings import Settings
@@ -32,16 +32,7 @@ TAKE_WITHIN_S = 0.05
 def create_app(settings: Settings, reasoner: Reasoner) -> faust.App:
     app = faust.App(
         settings.stream_app_id,
-        broker=broker_url(settings),
-        broker_credentials=broker_credentials(settings),
-        store="memory://",
-        datadir=str(settings.state_dir / "faust"),
-        web_enabled=False,
-        topic_partitions=settings.partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        **producer_options(settings),
+        **app_options(settings),
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     questions = app.topic(topic_name(settings, QUESTIONS), **raw)

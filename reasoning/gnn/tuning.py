@@ -35,7 +35,13 @@ def tune_and_evaluate(
     from reasoning.gnn.reasoner import GnnReasoner
 
     reasoner = GnnReasoner(
-        kb, encoder, checkpoint, max_nodes=settings.max_subgraph_nodes, max_answers=settings.max_answers
+        kb,
+        encoder,
+        checkpoint,
+        max_nodes=settings.max_subgraph_nodes,
+        max_answers=settings.max_answers,
+        encode_cache=settings.encode_cache_size,
+        subgraph_cache=settings.subgraph_cache_size,
     )
     pairs = {hop: read_qa(qa_file(hop, "val"), limit=limit) for hop in HOPS}
     reasoner.config.threshold = 0.0  # every answer, best first: thresholds then cut a prefix
@@ -68,6 +74,13 @@ def data_checksums() -> dict[str, str]:
     """sha256 of the KB and every MetaQA file training and tuning read, by repository path."""
     files = [KB_FILE] + [qa_file(h, s) for h in HOPS for s in ("train", "val")]
     return {str(f.relative_to(REPO_ROOT)): file_sha256(f) for f in files}
+
+
+def by_data_file(checksums: dict[str, str]) -> dict[str, str]:
+    """`checksums` keyed from the `metaqa/` folder on (`metaqa/1-hop/qa_val.txt`), so a
+    checkpoint trained before the data folder moved (`workers/data/` became
+    `reasoning/data/`) still matches the same bytes; the checksums, not the paths, decide."""
+    return {name[name.index("metaqa/") :] if "metaqa/" in name else name: sha for name, sha in checksums.items()}
 
 
 def print_figures(metrics: dict[str, Any]) -> None:
