@@ -3,6 +3,10 @@
 MetaQA marks the topic entity with brackets (`what films did [Ginger Rogers] act in`).
 Real users do not type brackets, so every reader here can also hand back the text with
 the brackets removed ("raw text"), which is how the linker is measured.
+
+Two variants of the questions are packaged, cut into the same train/val split: "vanilla"
+(MetaQA's templates, `data/metaqa/`) and "ntm" (the same questions paraphrased by
+translation to another language and back, `data/metaqa-ntm/`). The KB is the vanilla one.
 """
 
 from __future__ import annotations
@@ -18,16 +22,28 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "metaqa"
 KB_FILE = DATA_DIR / "kb.txt.gz"
 HOPS: tuple[int, ...] = (1, 2, 3)
 Split = Literal["train", "val"]
+Variant = Literal["vanilla", "ntm"]
+VARIANTS: tuple[Variant, ...] = ("vanilla", "ntm")
+VARIANT_DIRS: dict[Variant, Path] = {"vanilla": DATA_DIR, "ntm": DATA_DIR.parent / "metaqa-ntm"}
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 
 
-def qa_file(hop: int, split: Split) -> Path:
-    """The packaged QA file of one hop and split (train is gzip-compressed, val is not)."""
+def qa_file(hop: int, split: Split, variant: Variant = "vanilla") -> Path:
+    """The packaged QA file of one hop, split and variant (train is gzip-compressed, val is not)."""
     if hop not in HOPS:
         raise ValueError(f"MetaQA has 1-, 2- and 3-hop questions, not {hop}-hop")
+    if split not in ("train", "val"):
+        raise ValueError(f"MetaQA splits here are 'train' and 'val', not {split!r}")
+    if variant not in VARIANT_DIRS:
+        raise ValueError(f"MetaQA variants are {', '.join(VARIANTS)}, not {variant!r}")
     name = "qa_train.txt.gz" if split == "train" else "qa_val.txt"
-    return DATA_DIR / f"{hop}-hop" / name
+    return VARIANT_DIRS[variant] / f"{hop}-hop" / name
+
+
+def qa_files(split: Split, variant: Variant = "vanilla") -> list[Path]:
+    """The QA files of every hop for one split and variant, 1-hop first."""
+    return [qa_file(hop, split, variant) for hop in HOPS]
 
 
 def open_text(path: Path) -> Iterator[str]:
@@ -66,6 +82,8 @@ def read_qa(path: Path | str, limit: int | None = None) -> list[QAPair]:
         question, sep, answers = line.partition("\t")
         if not sep:
             raise ValueError(f"{path}:{number}: expected `question<TAB>answer|answer...`")
+        # NTM lines may end with a space before the TAB: the question is its text, trimmed.
+        question = question.strip()
         pairs.append(QAPair(question=question, answers=tuple(a for a in answers.split("|") if a)))
         if limit is not None and len(pairs) >= limit:
             break
