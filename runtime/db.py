@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -61,12 +62,20 @@ async def create_pool(dsn: str) -> asyncpg.Pool:
     )
 
 
-async def claim_rows(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]]) -> dict[Any, Any]:
+@dataclass(frozen=True)
+class Claim:
+    """What a claim statement found: each key's owner, and the keys it inserted itself."""
+
+    owners: dict[Any, Any]
+    won: list[Any]  # keys whose row this statement inserted (a redelivery finds its own: not won)
+
+
+async def claim_rows(pool: asyncpg.Pool, sql: str, rows: Sequence[tuple[Any, ...]]) -> Claim:
     """Run a claim statement (schemas.rows.CLAIM_ANSWERS) over `rows` passed as one array per
-    column and return {key: owner} from its two-column result, retrying connection failures.
+    column, retrying connection failures; its result rows are (key, owner, won).
     One statement in autocommit: one round trip and one commit, whatever the number of rows."""
     if not rows:
-        return {}
+        return Claim({}, [])
     columns = [list(column) for column in zip(*rows, strict=True)]
     found = await _with_retry(pool, lambda conn: conn.fetch(sql, *columns))
-    return {row[0]: row[1] for row in found}
+    return Claim({row[0]: row[1] for row in found}, [row[0] for row in found if row[2]])

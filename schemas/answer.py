@@ -30,7 +30,24 @@ class ModelInfo(BaseModel):
 
 
 class Latency(BaseModel):
-    """Milliseconds: producer ts -> ingest, ingest -> batch emitted, batch -> worker, model, total."""
+    """Where an answer's time went, in milliseconds, stage by stage:
+
+    - `ingest_ms`: the question's `ts` -> the stream processor ingested it;
+    - `batch_wait_ms`: ingested -> its batch was emitted;
+    - `queue_ms`: batch emitted -> the worker's reasoner call started;
+    - `inference_ms`: that reasoner call (shared by every question of the call);
+    - `delivery_ms`: the call ended (`Answer.answered_ts`) -> the worker handed this answer
+      to its producer, in the transaction that commits it (waiting for earlier polls'
+      delivery, the PostgreSQL claim, the gap between transactions);
+    - `total_ms`: the question's `ts` -> that hand-off to the producer, the latency the
+      stream controller is rewarded with; never less than the sum of the stages above
+      (equal to it while the asking client's clock agrees with ours).
+
+    A worker claims the answer's PostgreSQL row before it produces the answer, so the row
+    it writes has `delivery_ms` and `total_ms` up to the claim; the `answers` topic (and a
+    row replayed from it) has them up to production. Answers produced before
+    `delivery_ms` existed read it as 0.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -38,6 +55,7 @@ class Latency(BaseModel):
     batch_wait_ms: float
     queue_ms: float
     inference_ms: float
+    delivery_ms: float = 0.0
     total_ms: float
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from schemas.answer import Answer
 from schemas.feedback import Feedback
+from schemas.privacy import scrub
 
 # Insert-if-absent: the first batch to answer a question owns its row; a redelivered
 # batch (same batch_id) finds its own row and re-produces, another batch finds a foreign
@@ -39,6 +40,9 @@ UPSERT_ANSWER = INSERT_ANSWER.replace(
 # the table as it was before this statement, so it returns the rows that already existed
 # (a redelivered batch finds its own); `inserted` adds the ones this statement wrote. A row
 # another worker inserts concurrently is in neither: its question is not this delivery's.
+# The third column, `won`, is true for the rows this statement inserted: the worker counts
+# those (each question's row is won once, however often it is delivered; the chaos suite
+# and the end-to-end tests count them).
 CLAIM_ANSWERS = """
 WITH incoming AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -57,9 +61,9 @@ WITH incoming AS (
     ON CONFLICT (question_id) DO NOTHING
     RETURNING question_id, batch_id
 )
-SELECT question_id, batch_id FROM inserted
+SELECT question_id, batch_id, true AS won FROM inserted
 UNION ALL
-SELECT question_id, batch_id FROM answers WHERE question_id = ANY($1::uuid[])
+SELECT question_id, batch_id, false AS won FROM answers WHERE question_id = ANY($1::uuid[])
 """
 
 UPSERT_FEEDBACK = """
@@ -79,14 +83,20 @@ def _json(value: object) -> str:
 
 
 def answer_row(answer: Answer) -> tuple:
-    """Parameters for INSERT_ANSWER / UPSERT_ANSWER, in column order."""
+    """Parameters for INSERT_ANSWER / UPSERT_ANSWER, in column order.
+
+    The question text is scrubbed of personal data (`schemas.privacy.scrub`, as feedback
+    is) in both `text` and `payload`, whether a worker or replay writes the row; the
+    answer on the `answers` topic keeps the text as the user sent it."""
+    text = scrub(answer.text)
     dumped = answer.model_dump(mode="json")
+    dumped["text"] = text
     return (
         answer.question_id,
         answer.batch_id,
         answer.service,
         answer.user_id,
-        answer.text,
+        text,
         answer.status,
         _json(dumped["answers"]),
         _json(dumped["paths"]),

@@ -20,8 +20,9 @@ Each service has its own arm values, learnt from the latencies of its answers:
   window mostly makes every question of the service wait it out, and near capacity
   that showed as 2-s bursts of p99 over the SLO (the controller experiment's step).
 
-Inputs come from the `answers` topic (total latency per answer), so the controller needs
-no cooperation from the workers. Arms never exceed the configured maximum batch size.
+Inputs come from the `answers` topic (total latency per answer, from the question's `ts`
+to the answer's production: `schemas.answer.Latency`), so the controller needs no
+cooperation from the workers. Arms never exceed the configured maximum batch size.
 """
 
 from __future__ import annotations

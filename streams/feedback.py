@@ -13,11 +13,11 @@ import asyncpg
 
 from runtime.db import executemany_with_retry
 from schemas.feedback import Feedback
+from schemas.privacy import scrub_feedback
 from schemas.rows import UPSERT_FEEDBACK, feedback_row
 from schemas.settings import Settings
 from schemas.topics import FEEDBACK, FEEDBACK_DLQ, topic_name
 from schemas.wire import WireError, dead_letter, decode
-from streams.privacy import scrub_feedback
 from streams.sink import DeliverySink
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ from runtime.db import create_pool, executemany_with_retry
 from runtime.kafka_config import common_config
 from schemas.answer import Answer
 from schemas.feedback import Feedback
+from schemas.privacy import scrub_feedback
 from schemas.rows import UPSERT_ANSWER, UPSERT_FEEDBACK, answer_row, feedback_row
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, FEEDBACK, topic_name
-from streams.privacy import scrub_feedback
 
 
 @dataclass

@@ -37,14 +37,16 @@ def test_claim_first_batch_owns_each_row(services: Settings) -> None:
             q1, q2, q3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             first, second = uuid.uuid4(), uuid.uuid4()
             claim = [_answer(q1, first), _answer(q2, first), _answer(q2, second)]  # q2 twice in one delivery
-            owners = await claim_rows(pool, CLAIM_ANSWERS, [answer_row(a) for a in claim])
-            assert owners == {q1: first, q2: first}
+            found = await claim_rows(pool, CLAIM_ANSWERS, [answer_row(a) for a in claim])
+            assert found.owners == {q1: first, q2: first}
+            assert sorted(found.won) == sorted([q1, q2])  # q2 inserted once
             # A redelivery of the first batch finds its own rows; another batch finds a foreign
             # owner for q1 and claims the new q3.
             again = await claim_rows(
                 pool, CLAIM_ANSWERS, [answer_row(_answer(q1, first)), answer_row(_answer(q3, second))]
             )
-            assert again == {q1: first, q3: second}
+            assert again.owners == {q1: first, q3: second}
+            assert again.won == [q3]  # q1 was there already: found, not won again
             async with pool.acquire() as conn:
                 stored = await conn.fetch(
                     "SELECT question_id, batch_id, answers, latency FROM answers "
@@ -54,7 +56,7 @@ def test_claim_first_batch_owns_each_row(services: Settings) -> None:
             assert len(stored) == 3
             assert {r["question_id"]: r["batch_id"] for r in stored} == {q1: first, q2: first, q3: second}
             assert all(r["answers"] == "[]" and '"total_ms"' in r["latency"] for r in stored)  # jsonb, not quoted text
-            assert await claim_rows(pool, CLAIM_ANSWERS, []) == {}
+            assert (await claim_rows(pool, CLAIM_ANSWERS, [])).owners == {}
         finally:
             await pool.close()
 

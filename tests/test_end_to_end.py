@@ -1,5 +1,10 @@
 """1,000 questions in through a foreign client, exactly 1,000 answers and rows out; a worker
-SIGKILLed mid-stream loses and doubles nothing; replay rebuilds the same rows."""
+SIGKILLed mid-stream loses and doubles nothing; replay rebuilds the same rows.
+
+"Exactly once" is checked on deliveries, per question id, as multisets: the answers a
+read_committed consumer reads from the topic, and the claims that won a question's row (the
+workers log each claim's inserted rows). Counting rows could not see a double:
+`answers.question_id` is their primary key."""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import asyncio
 import random
 import time
 import uuid
+from collections import Counter
+from pathlib import Path
 
 import asyncpg
 import orjson
 
+from harness.chaos.verify import claims_in_logs
 from reasoning.metaqa import qa_file
 from schemas.answer import Answer
 from schemas.question import Question
@@ -49,6 +57,47 @@ def answers_on_topic(pipeline: Pipeline, expect: int, timeout_s: float = 300) ->
     return [Answer.from_bytes(m.value()) for m in read_topic(s, topic_name(s, ANSWERS), expect, timeout_s)]
 
 
+def differences(seen: Counter, ids: list[uuid.UUID]) -> dict[str, list[str]]:
+    """How multiset `seen` differs from each of `ids` exactly once (a few of each, as evidence)."""
+    want = Counter(ids)
+    doubled = [f"{q} x{n}" for q, n in seen.items() if n > 1]
+    return {
+        "doubled": doubled[:5],
+        "missing": [str(q) for q in ids if seen[q] == 0][:5],
+        "foreign": [str(q) for q in seen if q not in want][:5],
+    }
+
+
+def assert_each_delivered_once(
+    pipeline: Pipeline, answers: list[Answer], ids: list[uuid.UUID], killed: bool = False
+) -> None:
+    """Each question answered exactly once on the topic (read_committed) and its row won by
+    exactly one claim. With a worker `killed` (SIGKILL), its last claim may have committed in
+    PostgreSQL without its log line: such a question shows no won claim (its row and answer
+    are checked elsewhere), but none may show two."""
+    assert pipeline.log_dir is not None
+    on_topic = Counter(a.question_id for a in answers)
+    assert on_topic == Counter(ids), differences(on_topic, ids)
+    claims = claims_in_logs(Path(pipeline.log_dir))
+    won = Counter({q: claims[q] for q in ids if claims[q]})
+    if killed:
+        assert max(won.values()) == 1, differences(won, ids)
+        print(f"claims won: {len(won)} of {len(ids)} questions logged, none twice")
+    else:
+        assert won == Counter(ids), differences(won, ids)
+
+
+def wait_claimed(pipeline: Pipeline, ids: list[uuid.UUID], timeout_s: float = 120) -> None:
+    """Until a worker has logged winning the claim of one of `ids` (or the timeout)."""
+    assert pipeline.log_dir is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        claims = claims_in_logs(Path(pipeline.log_dir))
+        if any(claims[q] for q in ids):
+            return
+        time.sleep(0.02)
+
+
 def test_thousand_questions_exactly_once(pipeline: Pipeline) -> None:
     questions = val_questions(N, seed=1)
     ids = [q.question_id for q in questions]
@@ -57,8 +106,8 @@ def test_thousand_questions_exactly_once(pipeline: Pipeline) -> None:
     produce(pipeline, questions)
 
     answers = answers_on_topic(pipeline, N)
-    assert len(answers) == N, pipeline.logs()
-    assert {a.question_id for a in answers} == set(ids)
+    assert len(answers) >= N, pipeline.logs()
+    assert_each_delivered_once(pipeline, answers, ids)
     assert rows(pipeline.settings, "answers", ids) == N
     ok = [a for a in answers if a.status == "ok"]
     assert len(ok) >= 0.9 * N
@@ -75,11 +124,13 @@ def test_worker_sigkill_mid_stream_loses_and_doubles_nothing(pipeline: Pipeline)
     first = answers_on_topic(pipeline, 1)
     assert first, pipeline.logs()
     produce(pipeline, questions[200:])
+    wait_claimed(pipeline, ids[200:])  # worker-1 has begun on them: its next claims are in flight
     pipeline.kill("worker-1")  # mid-stream: batches are still arriving
     pipeline.start("worker-2", "workers")
 
     answers = answers_on_topic(pipeline, N)
-    assert {a.question_id for a in answers} == set(ids), pipeline.logs()
+    assert len(answers) >= N, pipeline.logs()
+    assert_each_delivered_once(pipeline, answers, ids, killed=True)  # multisets: a redelivery doubles nothing
     assert rows(pipeline.settings, "answers", ids) == N
 
 

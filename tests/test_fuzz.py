@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fuzz.cases import FEEDBACK, QUESTIONS, Generator, expected_by_decoder, generate, known_bug_cases
+from harness.fuzz.cases import FEEDBACK, QUESTIONS, Generator, expected_by_decoder, generate, regression_cases
 from harness.fuzz.run import run
 from schemas.dead_letter import ErrorClass
 from schemas.feedback import Feedback
@@ -33,6 +33,12 @@ def test_oracle_by_construction_agrees_with_the_decoder() -> None:
     classes = {c.expect for c in cases}
     assert classes == set(get_args(ErrorClass)) - {"duplicate_in_batch"} | {None}
     assert {c.topic for c in cases} == {QUESTIONS, FEEDBACK}
+
+
+def test_every_fuzz_run_sends_the_regression_records() -> None:
+    """The records of bugs found and fixed are always in the mix (there is no switch for them)."""
+    categories = Counter(c.category for c in generate(5_000, seed=7, run_tag="mix", max_bytes=LIMIT))
+    assert {"dead_letter_over_1mb", "deep_context_unserialisable", "ts_over_int64"} <= set(categories), categories
 
 
 def test_generation_is_reproducible_from_the_seed() -> None:
@@ -94,11 +100,11 @@ def test_any_json_object_is_accepted_or_refused_with_a_wire_error(obj: dict) -> 
 
 
 @pytest.mark.parametrize("topic", [QUESTIONS, FEEDBACK])
-def test_known_bug_records_are_refused(topic: str) -> None:
+def test_regression_records_are_refused(topic: str) -> None:
     """ts >= 2**63 overflows PostgreSQL bigint; a context nested 250..1023 deep parses but cannot
-    be serialised again (the batch producer would fail); when fixed, enable them in the fuzz run."""
-    g = Generator(seed=5, run_tag="bugs", max_bytes=LIMIT, known_bugs=True)
-    cases = [known_bug_cases(g, topic) for _ in range(40)]
+    be serialised again (the batch producer would fail): both once got past decode."""
+    g = Generator(seed=5, run_tag="bugs", max_bytes=LIMIT)
+    cases = [regression_cases(g, topic) for _ in range(40)]
     cases = [c for c in cases if c.category != "dead_letter_over_1mb"]
     assert cases and all(expected_by_decoder(c, LIMIT) == c.expect for c in cases)
 

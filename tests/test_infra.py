@@ -241,8 +241,8 @@ def test_a_runs_private_topics_are_deleted_by_prefix(services: Settings) -> None
     from aiokafka.admin import AIOKafkaAdminClient
 
     from runtime.kafka_config import common_config
-    from runtime.services._sync import run_sync
     from runtime.services.kafka import delete_topics, ensure_topics
+    from runtime.services.sync import run_sync
     from schemas.topics import topic_specs
 
     mine = services.model_copy(update={"topic_prefix": f"del{uuid.uuid4().hex[:8]}-", "partitions": 1})

@@ -31,10 +31,10 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
 from runtime.kafka_config import consumer_config, producer_config
-from runtime.services import _redact
-from runtime.services._sync import run_sync
+from runtime.services import redact_dsn
 from runtime.services.kafka import ensure_topics_async, wait_for_kafka_async
 from runtime.services.migrations import scram_sha_256_verifier
+from runtime.services.sync import run_sync
 from schemas.question import Question
 from schemas.settings import APP_ROLE, REPO_ROOT, Settings, get_settings
 from schemas.topics import BATCHES, QUESTIONS, topic_name
@@ -214,7 +214,7 @@ def test_settings_repr_hides_secrets() -> None:
             assert secret not in text
     assert s.kafka_sasl_secret() == "kafka-secret-1"
     assert "db-secret-1" in s.dsn and "db-secret-2" in s.admin_dsn  # the clients still get them
-    assert _redact(s.dsn) == "postgresql://autoglm_app:***@db:5432/autoglm"
+    assert redact_dsn(s.dsn) == "postgresql://autoglm_app:***@db:5432/autoglm"
 
 
 def test_stream_processor_logs_no_secret(secure: SecureBroker, services: Settings, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from reasoning.gnn.subgraph_cache import ENTRY_OVERHEAD, SubgraphCache, assemble
 from reasoning.metaqa import HOPS, qa_file, read_qa
 from schemas.question import Question
 from schemas.settings import Settings
-from workers.splitting import split_by_cost
+from workers.splitting import answer_within_budget
 
 PER_HOP = 40
 
@@ -129,7 +129,7 @@ def test_estimates_are_the_subgraph_sizes_and_are_not_paid_twice(reasoner: GnnRe
     linked_before = reasoner.timings["link"]
     results = reasoner.answer_batch(questions)
     assert reasoner.timings["link"] == linked_before, "answer_batch linked again after estimate_costs"
-    assert reasoner._memo is None
+    assert not reasoner.holds_estimate
     sub = reasoner.prepare(questions).graphs.sub
     assert sum(costs) == sub.num_nodes + sub.num_edges
     assert results == reasoner.answer_batch(questions)
@@ -139,24 +139,46 @@ def test_estimates_are_the_subgraph_sizes_and_are_not_paid_twice(reasoner: GnnRe
     assert means[0] < means[1] < means[2], means
 
 
+class CountingReasoner:
+    """The real reasoner, recording the questions of each `answer_batch` call (the chunks
+    `workers.splitting.answer_within_budget` makes)."""
+
+    def __init__(self, reasoner: GnnReasoner) -> None:
+        self.reasoner = reasoner
+        self.calls: list[list[uuid.UUID]] = []
+
+    def estimate_costs(self, questions: list[Question]) -> list[float]:
+        return self.reasoner.estimate_costs(questions)
+
+    def answer_batch(self, questions: list[Question]) -> list:
+        self.calls.append([q.question_id for q in questions])
+        return self.reasoner.answer_batch(questions)
+
+
 def test_a_tiny_budget_splits_into_chunks_with_the_same_answers(reasoner: GnnReasoner, questions) -> None:
-    whole = reasoner.answer_batch(questions)
+    # newest first in the batch: serving the oldest first reverses the chunks' order, and the
+    # results must still come back in the batch's order
+    asked = [q.model_copy(update={"ts": len(questions) - i}) for i, q in enumerate(questions)]
+    whole = reasoner.answer_batch(asked)
     budget = 400.0
-    costs = reasoner.estimate_costs(questions)  # what `workers.splitting.answer_within_budget` does
-    chunks = split_by_cost(questions, costs, [q.ts for q in questions], budget)
-    assert len(chunks) > 3
+    costs = reasoner.prepare(asked).costs().tolist()  # what the estimate gives
+    assert sum(costs) > 3 * budget  # far over budget as a whole
+    counting = CountingReasoner(reasoner)
+    results = answer_within_budget(counting, asked, budget)  # the worker's own call
+    position = {q.question_id: i for i, q in enumerate(asked)}
+    chunks = [[position[q] for q in call] for call in counting.calls]
+    assert len(chunks) > 3, "a batch over budget was not split"
+    oldest_first = sorted(range(len(asked)), key=lambda i: asked[i].ts)
+    assert [i for chunk in chunks for i in chunk] == oldest_first
     assert all(sum(costs[i] for i in chunk) <= budget for chunk in chunks if len(chunk) > 1)
-    results: list = [None] * len(questions)
-    for chunk in chunks:
-        for i, result in zip(chunk, reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
-            results[i] = result
-    assert reasoner._memo is None
-    fresh = [None] * len(questions)
-    for chunk in chunks:  # the same chunks without an estimate first: bit-identical
-        for i, result in zip(chunk, reasoner.answer_batch([questions[i] for i in chunk]), strict=True):
+    assert len(results) == len(asked)
+    assert not reasoner.holds_estimate
+    fresh: list = [None] * len(asked)
+    for chunk in chunks:  # the same chunks without an estimate first: bit-identical, in batch order
+        for i, result in zip(chunk, reasoner.answer_batch([asked[i] for i in chunk]), strict=True):
             fresh[i] = result
     assert results == fresh
     # Against the unsplit batch, only the GNN's float sums over a different union differ.
-    for a, b in zip(results, whole):
+    for a, b in zip(results, whole, strict=True):
         assert (a.status, [e for e, _ in a.answers], a.paths) == (b.status, [e for e, _ in b.answers], b.paths)
         assert np.allclose([s for _, s in a.answers], [s for _, s in b.answers], atol=1e-5)

@@ -55,6 +55,19 @@ def build_answers(
     return answers
 
 
+def handed_over(answer: Answer, at_ms: int) -> Answer:
+    """`answer` with its latency measured up to `at_ms`, when the worker hands it on (to the
+    PostgreSQL claim, then to the producer): `delivery_ms` from the end of inference,
+    `total_ms` from the question's `ts`, and never less than the sum of the stages (a
+    client clock ahead of ours would otherwise shorten it)."""
+    lat = answer.latency
+    delivery_ms = float(max(0, at_ms - answer.answered_ts))
+    stages = lat.ingest_ms + lat.batch_wait_ms + lat.queue_ms + lat.inference_ms + delivery_ms
+    total_ms = max(float(at_ms - answer.question_ts), stages)
+    latency = lat.model_copy(update={"delivery_ms": delivery_ms, "total_ms": total_ms})
+    return answer.model_copy(update={"latency": latency})
+
+
 def error_results(n: int, reason: str) -> list[Reasoned]:
     """What a batch gets when the reasoner itself failed: an explicit error, never silence."""
     return [Reasoned(status="error", reason=reason) for _ in range(n)]

@@ -35,10 +35,12 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
+from runtime.clock import now_ms
 from runtime.kafka_config import producer_config
 from schemas.answer import Answer
 from schemas.settings import Settings
 from schemas.topics import ANSWERS, BATCHES, topic_name
+from workers.answers import handed_over
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,11 @@ class Delivery:
 
 async def _produce(producer: AIOKafkaProducer, topic: str, answers: list[Answer]) -> None:
     """Send all, then wait for every acknowledgement; the first failure is raised after all
-    have settled (so no failed delivery is left unobserved)."""
-    deliveries = [await producer.send(topic, a.to_bytes(), key=a.user_id.encode()) for a in answers]
+    have settled (so no failed delivery is left unobserved). Each answer's latency is taken
+    as it is handed to the producer (`Latency.total_ms`: what the stream controller sees)."""
+    deliveries = [
+        await producer.send(topic, handed_over(a, now_ms()).to_bytes(), key=a.user_id.encode()) for a in answers
+    ]
     outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):

@@ -6,8 +6,8 @@ the database claim, the transaction's five round trips) had to win the GIL back 
 every socket call. A profile at 60 questions/s found the loop's main thread in
 `socket.send` 14 % of the time, waiting for the GIL, not the kernel. Side by side,
 alternating runs (fixed-rate driver, 6 steps per mode): p99 at 150 q/s 176 ms with the
-child vs 261 ms with a thread (medians over steps); no gain at 60 q/s (README, "The reasoner in its own
-process").
+child vs 261 ms with a thread (medians over steps); no gain at 60 q/s (docs/serving.md, "The reasoner in
+its own process").
 
 The child loads the model once (`loader(settings)`, e.g. `load_for_serving`) and lives as
 long as the worker process: a broker reconnect does not reload it. It ignores SIGINT and
@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from reasoning.reasoner import Reasoned, Reasoner
 from runtime.heap import collector_off, freeze_startup_objects
@@ -38,6 +39,7 @@ from workers.splitting import answer_within_budget
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Settings], Reasoner]
+T = TypeVar("T")
 
 _child: Reasoner | None = None  # the reasoner, in the child process only
 _max_batch_cost = 0.0
@@ -86,6 +88,12 @@ class ReasonerProcess:
     def cache_stats(self) -> dict[str, dict]:
         """The child's cache counters as of its last answer (published in `workers.status`)."""
         return self._stats
+
+    def run_in_child(self, fn: Callable[[], T]) -> T:
+        """`fn()` run in the child process (a picklable, module-level function): for checks
+        of the child's own state, such as its garbage collector."""
+        assert self._pool is not None, "call start() first"
+        return self._pool.submit(fn).result()
 
     def close(self) -> None:
         if self._pool is not None:

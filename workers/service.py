@@ -1,6 +1,6 @@
 """The batch worker: consume `batches`, answer each with one reasoner call, deliver, commit.
 
-Delivery order for one batch (DESIGN.md, delivery rules):
+Delivery order for one batch (docs/design.md, "Delivery: nothing lost, nothing doubled"):
 1. the reasoner answers the whole batch in one call (in a thread, so heartbeats go on);
    batches polled together share that call, which amortises the fixed cost per call
    (and a busy worker polls again for a while first, to share the call among more
@@ -9,7 +9,8 @@ Delivery order for one batch (DESIGN.md, delivery rules):
    poll overlaps I/O for those before; `workers.outbox` delivers every poll that waits
    in one step 2-4, in poll order, so I/O does not fall behind as load grows);
 2. rows are claimed in PostgreSQL keyed by question_id, in one statement (retrying while
-   the database is down); the first batch to answer a question owns its row;
+   the database is down); the first batch to answer a question owns its row (its question
+   text scrubbed of personal data: `schemas.rows.answer_row`);
 3. answers this batch owns are produced to `answers` (acks=all, idempotent) and awaited;
 4. only then is the batch's offset committed; with `AUTOGLM_WORKER_TRANSACTIONS` (default)
    steps 3 and 4 are one Kafka transaction per source partition, on that partition's own
@@ -47,7 +48,7 @@ from schemas.safety import rules_from_settings
 from schemas.settings import Settings
 from schemas.topics import BATCHES, QUESTIONS_DLQ, topic_name
 from schemas.wire import WireError, dead_letter
-from workers.answers import build_answers, error_results, now_ms
+from workers.answers import build_answers, error_results, handed_over, now_ms
 from workers.delivery import Delivery
 from workers.handover import Handover
 from workers.linger import Linger
@@ -57,6 +58,8 @@ from workers.splitting import answer_within_budget
 from workers.status import LoadMeter, publish_status
 
 log = logging.getLogger(__name__)
+
+CLAIMED_LOG = "rows claimed"  # the message of the log line that lists a claim's inserted rows
 
 
 class BatchWorker:
@@ -72,6 +75,7 @@ class BatchWorker:
         self.batches = 0
         self.withheld = 0
         self.deliveries = 0  # delivery steps; fewer than polls when polls wait and go together
+        self.claimed = 0  # answer rows this process inserted (claims won; a redelivery finds its own)
         self.meter = LoadMeter()
         self.node_id = f"{settings.worker_group_id}-{settings.worker_instance}"
         self.ready = False
@@ -160,6 +164,7 @@ class BatchWorker:
             "batches": self.batches,
             "answered": self.answered,
             "withheld": self.withheld,  # noqa: E731
+            "claimed": self.claimed,
             "linger": self.linger_control.snapshot() if self.linger_control else None,
         }
         return await serve_health(
@@ -223,15 +228,27 @@ class BatchWorker:
             offsets.update(poll.offsets)
         grouped: dict[TopicPartition, list[Answer]] = {}
         if answers:
-            owners = await claim_rows(pool, CLAIM_ANSWERS, [answer_row(a) for _, a in answers])
+            # in a thread: scrubbing personal data from a hostile question text costs up to
+            # ~60 ms (schemas.privacy), which must not stall this loop's heartbeats
+            rows = await asyncio.to_thread(rows_to_claim, [a for _, a in answers], now_ms())
+            claim = await claim_rows(pool, CLAIM_ANSWERS, rows)
+            self._claimed(claim.won)
             for tp, a in answers:
-                if owners.get(a.question_id) == a.batch_id:
+                if claim.owners.get(a.question_id) == a.batch_id:
                     grouped.setdefault(tp, []).append(a)
         self.answered += await delivery.deliver(grouped, offsets)
         self.deliveries += 1
         if self.linger_control is not None:
             committed = now_ms()
             self.linger_control.observe([committed - a.question_ts for group in grouped.values() for a in group])
+
+    def _claimed(self, won: list) -> None:
+        """Count and log the rows this delivery's claim inserted, by question id, as soon as the
+        claim returns: the chaos suite and the end-to-end tests count each question's won
+        claims from these lines (a row is won once, however often its question is delivered)."""
+        if won:
+            self.claimed += len(won)
+            log.info(CLAIMED_LOG, extra={"question_ids": [str(q) for q in won]})
 
     async def _decode(self, record: ConsumerRecord) -> Batch | None:
         """The batch in `record`, or None after dead-lettering an undecodable one."""
@@ -295,6 +312,12 @@ class BatchWorker:
         self.withheld += 1
         log.warning("answer withheld", extra={"question_id": str(question.question_id), "rule": hit.rule})
         return Reasoned(status="rejected", topic_entity=result.topic_entity, reason=hit.reason)
+
+
+def rows_to_claim(answers: list[Answer], at_ms: int) -> list[tuple]:
+    """The PostgreSQL rows a delivery claims: latency up to the claim at `at_ms` (the topic's
+    answers carry it up to production) and question text scrubbed (`schemas.rows.answer_row`)."""
+    return [answer_row(handed_over(a, at_ms)) for a in answers]
 
 
 @dataclass(frozen=True)

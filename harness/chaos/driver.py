@@ -68,7 +68,8 @@ async def run_phase(run: PipelineRun, scenario: Scenario, plan: Plan, seed: int)
     )
     say(
         f"{scenario.name}: sent {tally.sent}, answered {tally.answered}, lost {tally.lost}, "
-        f"duplicate rows {tally.duplicate_rows}, duplicates on topic {tally.duplicates_on_topic}, "
+        f"duplicate claims {tally.duplicate_claims} (missing {tally.missing_claims}), "
+        f"duplicates on topic {tally.duplicates_on_topic}, "
         f"recovery {result.recovery_s} s"
     )
     return result
@@ -225,4 +226,4 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(as_table(results, context))
     total = totals(results)
-    return 0 if total["lost"] == 0 and total["duplicate_rows"] == 0 and total["duplicates_on_topic"] == 0 else 1
+    return 0 if total["lost"] == 0 and total["duplicate_claims"] == 0 and total["duplicates_on_topic"] == 0 else 1

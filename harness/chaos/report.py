@@ -10,7 +10,7 @@ from harness.chaos.run import FaultRecord
 from harness.chaos.verify import Tally
 from runtime.fleet import Crash
 
-KEYS = ("sent", "answered", "lost", "duplicate_rows", "duplicates_on_topic", "recovery_s")
+KEYS = ("sent", "answered", "lost", "duplicate_claims", "duplicates_on_topic", "recovery_s")
 
 
 @dataclass
@@ -40,11 +40,12 @@ class ScenarioResult:
             "sent": t.sent,
             "answered": t.answered,
             "lost": t.lost,
-            "duplicate_rows": t.duplicate_rows,
+            "duplicate_claims": t.duplicate_claims,
             "duplicates_on_topic": t.duplicates_on_topic,
             "recovery_s": self.recovery_s,
             "missing_rows": t.missing_rows,
             "missing_on_topic": t.missing_on_topic,
+            "missing_claims": t.missing_claims,
             "lost_ids": list(t.lost_ids),
             "duplicate_examples": list(t.duplicate_examples),
             "rate_qps": round(self.rate_qps, 1),
@@ -96,7 +97,7 @@ def _fmt(v: Any) -> str:
 
 
 def as_table(results: list[ScenarioResult], context: dict[str, Any]) -> str:
-    header = ["scenario", "sent", "answered", "lost", "dup rows", "dup on topic", "recovery s"]
+    header = ["scenario", "sent", "answered", "lost", "dup claims", "dup on topic", "recovery s"]
     rows = [[r.name] + [_fmt(r.to_json()[k]) for k in KEYS] for r in results]
     total = totals(results)
     rows.append(["total"] + [_fmt(total[k]) for k in KEYS])

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from harness.chaos.load import Ask, Sender, metaqa_asks
 from harness.chaos.verify import Tally, claims_in_logs, tally
 from harness.chaos.watch import AnswerWatcher
@@ -142,6 +144,14 @@ class PipelineRun:
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{name} did not load its knowledge base within {timeout_s:.0f}s")
+
+    def busy(self, name: str, interval_s: float = 0.3) -> float | None:
+        """CPU percent of a slot's process over `interval_s` (is it reasoning right now?); the
+        scenarios pick their victim with it (`scenarios.busiest_worker`)."""
+        try:
+            return psutil.Process(self.fleet.pid(name)).cpu_percent(interval=interval_s)
+        except (KeyError, psutil.Error):
+            return None
 
     async def _supervise(self) -> None:
         while not self._stop.is_set():

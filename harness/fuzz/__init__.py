@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`autoglm fuzz [--n 100000] [--seed 1] [--known-bugs]`; see `harness.fuzz.run`."""
+    """`autoglm fuzz [--n 100000] [--seed 1]`; see `harness.fuzz.run`."""
     from harness.fuzz.run import main as run_main
 
     return run_main(argv)

@@ -1,7 +1,7 @@
 """Generated hostile records, each with the dead-letter class it must get, known by construction.
 
 Every generator builds one record with exactly one defect (or none), so the expected
-outcome follows from the contract in the README (the order in which `schemas.wire.decode`
+outcome follows from the contract (README, "Contracts"; the order in which `schemas.wire.decode`
 checks: size, UTF-8, JSON, NUL, object, schema_version, fields) without running the
 decoder. `expected_by_decoder` runs the decoder only as a cross-check of this oracle.
 All randomness comes from one seeded `random.Random`: the same seed gives the same records.
@@ -95,12 +95,11 @@ def good_texts() -> list[str]:
 class Generator:
     """Draws cases; `ids` makes identifiers unique per run while content follows the seed."""
 
-    def __init__(self, seed: int, run_tag: str, max_bytes: int, known_bugs: bool = False) -> None:
+    def __init__(self, seed: int, run_tag: str, max_bytes: int) -> None:
         self.rng = random.Random(seed)
         self.namespace = uuid.uuid5(uuid.NAMESPACE_OID, f"autoglm-fuzz-{run_tag}")
         self.serial = 0
         self.max_bytes = max_bytes
-        self.known_bugs = known_bugs
         self.texts = good_texts()
 
     # --- building blocks ---------------------------------------------------------
@@ -402,9 +401,10 @@ def max_lists(g: Generator, topic: str) -> Case:
     return g.case(topic, "max_lists", obj, None)
 
 
-def known_bug_cases(g: Generator, topic: str) -> Case:
+def regression_cases(g: Generator, topic: str) -> Case:
     """Records that once passed decode and broke later stages (int64 overflow, unserialisable
-    depth, dead letters over 1 MB); now refused at ingest, and kept in the mix as regressions."""
+    depth, dead letters over 1 MB); now refused at ingest, and always in the mix as regressions
+    (there is no switch: the bugs they found are fixed)."""
     obj = g.base(topic)
     if g.rng.random() < 0.2:  # the broker takes it (< 1 MB), but not its dead letter (base64: > 1 MB)
         obj["text" if topic == QUESTIONS else "comment"] = "H" * 900_000
@@ -438,13 +438,13 @@ MAKERS: dict[str, tuple[Maker, float]] = {
     "bad_version": (bad_version, 5.0),
     "empty_text": (empty_text, 5.0),
     "over_length": (over_length, 4.0),
-    "known_bugs": (known_bug_cases, 0.5),
+    "regressions": (regression_cases, 0.5),
 }
 
 
-def generate(n: int, seed: int, run_tag: str, max_bytes: int, known_bugs: bool = False) -> list[Case]:
+def generate(n: int, seed: int, run_tag: str, max_bytes: int) -> list[Case]:
     """n cases over both topics (questions 60 %, feedback 40 %), reproducible from `seed`."""
-    g = Generator(seed, run_tag, max_bytes, known_bugs)
+    g = Generator(seed, run_tag, max_bytes)
     makers = dict(MAKERS)
     names = list(makers)
     weights = [makers[name][1] for name in names]

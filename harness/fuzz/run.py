@@ -27,30 +27,18 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from harness.fuzz.cases import FEEDBACK, QUESTIONS, Case, expected_by_decoder, generate
+from harness.isolation import isolate
 from runtime.admin import partitions_of
 from runtime.fleet import Fleet
 from runtime.kafka_config import common_config, producer_config
 from schemas.answer import Answer
 from schemas.dead_letter import DeadLetter
 from schemas.feedback import Feedback
+from schemas.privacy import scrub_feedback
 from schemas.settings import Settings, get_settings
 from schemas.topics import ANSWERS, FEEDBACK_DLQ, QUESTIONS_DLQ, topic_name
-from streams.privacy import scrub_feedback
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def isolated(settings: Settings) -> Settings:
-    """A private topic prefix, stream app id and worker group: the fuzz sees nothing else."""
-    tag = f"fuzz{uuid.uuid4().hex[:8]}"
-    return settings.model_copy(
-        update={
-            "topic_prefix": f"{tag}-",
-            "stream_app_id": f"{tag}-streams",
-            "worker_group_id": f"{tag}-workers",
-            "partitions": 3,
-        }
-    )
 
 
 async def produce(settings: Settings, cases: list[Case]) -> float:
@@ -296,13 +284,12 @@ def run(
     n: int,
     seed: int,
     workers: int = 1,
-    known_bugs: bool = False,
     timeout_s: float | None = None,
     log_dir: Path | None = None,
 ) -> dict:
     """The whole fuzz run on `settings` (topics must exist); returns the summary."""
     t_start = time.monotonic()
-    cases = generate(n, seed, settings.topic_prefix, settings.max_payload_bytes, known_bugs)
+    cases = generate(n, seed, settings.topic_prefix, settings.max_payload_bytes)
     for c in cases:
         c.meta["topic_name"] = topic_name(settings, c.topic)
     oracle_disagreements = Counter(
@@ -326,7 +313,6 @@ def run(
         "n": n,
         "seed": seed,
         "topic_prefix": settings.topic_prefix,
-        "known_bugs": known_bugs,
         "sent": dict(Counter(c.topic for c in cases)),
         "by_category": dict(Counter(c.category for c in cases)),
     }
@@ -369,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, help="seconds to wait for the outcome (default 120 + n/200)")
-    parser.add_argument("--known-bugs", action="store_true", help="also send records that break the pipeline today")
     parser.add_argument("--keep-topics", action="store_true", help="leave the isolated topics on the broker")
     parser.add_argument("--log-dir", type=Path)
     args = parser.parse_args(argv)
@@ -379,12 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     base = get_settings()
     with contextlib.redirect_stdout(sys.stderr):
         up(base)
-    settings = isolated(base)
+    settings = isolate(base, "fuzz", partitions=3)
     ensure_topics(settings)
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        summary = run(settings, args.n, args.seed, args.workers, args.known_bugs, args.timeout, args.log_dir)
+        summary = run(settings, args.n, args.seed, args.workers, args.timeout, args.log_dir)
     finally:
         if not args.keep_topics:
             delete_topics(settings)

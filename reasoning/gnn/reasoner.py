@@ -50,9 +50,7 @@ from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENCODE_CACHE = 50_000  # masked questions (~1.5 KB each): about 75 MB at most
 SINGLE_THREAD_BELOW = 100_000  # graph nodes under which the GNN runs on one CPU thread
-DEFAULT_SUBGRAPH_CACHE = 0  # off: pays only above ~70 % hits; qa_val-like traffic has none (`subgraph_cache`)
 
 
 @dataclass
@@ -126,8 +124,8 @@ class GnnReasoner:
         device: torch.device | None = None,
         max_nodes: int = 2000,
         max_answers: int = 100,
-        encode_cache: int = DEFAULT_ENCODE_CACHE,
-        subgraph_cache: int = DEFAULT_SUBGRAPH_CACHE,
+        encode_cache: int = 0,  # caches are off unless sized: `load` sizes them from the settings
+        subgraph_cache: int = 0,
         version: str | None = None,
     ) -> None:
         if list(checkpoint.relations) != list(kb.relations):
@@ -181,7 +179,7 @@ class GnnReasoner:
         from reasoning.encoder import LazyQuestionEncoder
 
         configure_threads(settings)
-        path = Path(getattr(settings, "gnn_checkpoint", None) or DEFAULT_PATH)
+        path = Path(settings.gnn_checkpoint or DEFAULT_PATH)
         checkpoint = Checkpoint.load(path)
         kb = KnowledgeBase.from_settings(settings)
         # The checkpoint pre-fills the encoding cache with the training templates' vectors, so
@@ -197,8 +195,8 @@ class GnnReasoner:
             device=encoder.device,
             max_nodes=settings.max_subgraph_nodes,
             max_answers=settings.max_answers,
-            encode_cache=int(getattr(settings, "encode_cache_size", DEFAULT_ENCODE_CACHE)),
-            subgraph_cache=int(getattr(settings, "subgraph_cache_size", DEFAULT_SUBGRAPH_CACHE)),
+            encode_cache=settings.encode_cache_size,
+            subgraph_cache=settings.subgraph_cache_size,
             version=f"gnn-{FORMAT}.{_short_sha(path)}",
         )
 
@@ -242,6 +240,11 @@ class GnnReasoner:
         self._memo = _Memo(prepared, {_memo_key(q): i for i, q in enumerate(questions)}, set(range(len(questions))))
         self.timings["total"] += time.perf_counter() - started
         return prepared.costs().tolist()
+
+    @property
+    def holds_estimate(self) -> bool:
+        """True while questions prepared by `estimate_costs` wait for their `answer_batch`."""
+        return self._memo is not None
 
     def cache_stats(self) -> dict[str, dict[str, int]]:
         """Hits, misses, size and capacity of the encoding and subgraph caches."""

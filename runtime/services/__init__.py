@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from runtime.services._sync import run_sync
 from runtime.services.kafka import (
     ensure_topics_async,
     kafka_log_file,
@@ -21,6 +20,7 @@ from runtime.services.kafka import (
 )
 from runtime.services.migrations import apply_migrations, sync_app_password
 from runtime.services.postgres import pg_log_file, start_postgres, stop_postgres
+from runtime.services.sync import run_sync
 from schemas.settings import Settings, get_settings
 
 __all__ = ["up", "down"]
@@ -49,7 +49,7 @@ def up(settings: Settings | None = None) -> None:
     kafka = start_kafka(settings)
     _say("kafka", _describe(kafka, settings.kafka_bootstrap_servers, kafka_log_file(settings)))
     pg = start_postgres(settings)
-    _say("postgres", _describe(pg, _redact(settings.dsn), pg_log_file(settings)))
+    _say("postgres", _describe(pg, redact_dsn(settings.dsn), pg_log_file(settings)))
     created, applied = run_sync(_kafka_ready_and_schema(settings))
     _say("kafka", "ready; topics " + (f"created: {', '.join(created)}" if created else "all present"))
     _say("postgres", "migrations " + (f"applied: {', '.join(applied)}" if applied else "up to date"))
@@ -68,7 +68,7 @@ def _describe(status: str, target: str, log_file: Path) -> str:
     return f"{status} ({target})" if status == "external" else f"{status} ({target}, log {log_file})"
 
 
-def _redact(dsn: str) -> str:
+def redact_dsn(dsn: str) -> str:
     """Never print a password from DATABASE_URL."""
     if "@" not in dsn or "://" not in dsn:
         return dsn

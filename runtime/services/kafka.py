@@ -19,7 +19,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from runtime.kafka_config import common_config
-from runtime.services._sync import run_sync
+from runtime.services.sync import run_sync
 from schemas.settings import REPO_ROOT, Settings
 from schemas.topics import TopicSpec, topic_specs
 

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from runtime.services._sync import run_sync
+from runtime.services.sync import run_sync
 from schemas.settings import Settings
 
 # initdb/postgres refuse to run as root; as root we run them as this system user.

@@ -2,7 +2,7 @@
 -- autoglm_app, which may read and write rows but owns nothing and can run no DDL. Migrations
 -- run as the owner role (AUTOGLM_DATABASE_ADMIN_URL). The role has no password here: on the
 -- embedded server loopback connections are trusted; elsewhere `autoglm up` sets the password
--- given in DATABASE_URL (autoglm/services/migrations.py: sync_app_password).
+-- given in DATABASE_URL (runtime/services/migrations.py: sync_app_password).
 DO $$
 BEGIN
     CREATE ROLE autoglm_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;

@@ -1,6 +1,7 @@
-"""Builds `pii_corpus.jsonl`, the corpus that measures `streams.privacy.scrub`.
+"""Builds `pii_corpus.jsonl` and `pii_questions.jsonl`, the corpora that measure
+`schemas.privacy.scrub` on feedback-shaped and on question-shaped text.
 
-    uv run python tests/data/pii_corpus.py     # rewrites tests/data/pii_corpus.jsonl
+    uv run python tests/data/pii_corpus.py     # rewrites both files
 
 Each line is `{"text": ..., "pii": [[kind, substring], ...]}`; clean lines have `"pii": []`.
 Positive values are generated so that they are *real* in format (Luhn-valid cards,
@@ -9,7 +10,10 @@ metadata, routable and special IP addresses) and are placed in varied sentences:
 middle, end, next to punctuation, brackets, quotes, other languages. Clean lines are the
 hard cases for a scrubber: years, ratings, dates, times, money, titles with numbers, plus
 real MetaQA questions and knowledge-base entity names that contain digits.
-The seed is fixed, so the file is reproducible.
+Question-shaped lines (`pii_questions.jsonl`) put the same personal data into real MetaQA
+`qa_val` questions, bracketed and raw ("who directed Heat, my email is ..."), the way a user
+who asks and adds where to reach them would; the clean ones are the questions alone.
+The seeds are fixed, so the files are reproducible.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from stdnum import luhn
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "pii_corpus.jsonl"
-METAQA = HERE.parent.parent / "workers" / "data" / "metaqa"
+QUESTIONS_OUT = HERE / "pii_questions.jsonl"
+METAQA = HERE.parent.parent / "reasoning" / "data" / "metaqa"
 rng = random.Random(2026)
 
 CONTEXTS = [
@@ -389,11 +394,64 @@ def build() -> list[dict]:
     return positives + [{"text": text, "pii": []} for text in clean]
 
 
+# --- question-shaped text ----------------------------------------------------------------
+QUESTION_CONTEXTS = [  # {q}: a MetaQA question, {x}: the personal data, {label}: what it is
+    "{q}, my {label} is {x}",
+    "{q}? my {label}: {x}",
+    "{q} - reply to {x}",
+    "{q} ({label} {x})",
+    "{q}\n{label}: {x}",
+    "hi, {q}. {label} {x} if you need me",
+    "{x} here: {q}",
+    "{q}, I'm {x}",
+    "{label}={x} {q}",
+    "{q} [{x}]",
+]
+LABELS = {"email": "email", "phone": "phone", "card": "card", "ip": "IP", "iban": "IBAN", "ssn": "SSN"}
+QUESTION_JOINS = ["{q}, {t}", "{q}? {t}", "{t} - {q}", "{q}\n{t}", "{t}. {q}"]
+
+
+def qa_val_questions() -> list[str]:
+    """Every `qa_val` question (1-, 2- and 3-hop), with MetaQA's brackets around the entity."""
+    return [
+        line.split("\t")[0]
+        for hop in (1, 2, 3)
+        for line in (METAQA / f"{hop}-hop" / "qa_val.txt").read_text().splitlines()
+    ]
+
+
+def question_shaped(records: list[dict]) -> list[dict]:
+    """Each feedback positive's personal data in a real question; clean lines are questions alone.
+
+    A single value goes into a question context; several values, and nine bare digits (an
+    SSN only where the text says so), travel with the feedback sentence that labels them."""
+    qrng = random.Random(2027)
+    questions = qa_val_questions()
+    out = []
+    for record in (r for r in records if r["pii"]):
+        q = qrng.choice(questions)
+        q = q if qrng.random() < 0.5 else q.replace("[", "").replace("]", "")  # users type no brackets
+        (kind, value), *more = record["pii"]
+        if more or (kind == "ssn" and value.isdigit()):
+            text = qrng.choice(QUESTION_JOINS).format(q=q, t=record["text"])
+        else:
+            text = qrng.choice(QUESTION_CONTEXTS).format(q=q, x=value, label=LABELS[kind])
+        out.append({"text": text, "pii": record["pii"]})
+    clean = qrng.sample(questions, 400)
+    out += [{"text": q if i % 2 else q.replace("[", "").replace("]", ""), "pii": []} for i, q in enumerate(clean)]
+    return out
+
+
+def write(path: Path, records: list[dict]) -> None:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    n_pos = sum(1 for r in records if r["pii"])
+    print(f"wrote {path.name}: {n_pos} with personal data, {len(records) - n_pos} clean")
+
+
 def main() -> None:
     records = build()
-    OUT.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    n_pos = sum(1 for r in records if r["pii"])
-    print(f"wrote {OUT.name}: {n_pos} with personal data, {len(records) - n_pos} clean")
+    write(OUT, records)
+    write(QUESTIONS_OUT, question_shaped(records))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ maximum that sizes the step was measured: at 80 % of the load that just holds p9
 holding the SLO is feasible and the question is whether the controller finds and keeps
 it. A lower target (the pipeline's `latency_target_p99_ms`, 150 ms by default) at that
 load asks for capacity the machine may not have; on this 2-core machine p99 at 70-80 %
-of the maximum lands at 158-210 ms whatever the arms (README, measured serving figures).
+of the maximum lands at 158-210 ms whatever the arms (docs/serving.md, "Adaptive batching";
+the runs in docs/benchmarks/).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ those that pass the real check (Luhn, IBAN mod 97, the SSN rules, `ipaddress`, G
 phone metadata through `phonenumbers`), so years, ratings, dates and titles with numbers
 stay as they are. Detectors run in a fixed order: the checksummed kinds first, phones
 last, because a phone matcher would otherwise claim the digits of a card or an IBAN.
+
+Pure (no I/O), so it lives with the contracts: the feedback agent and replay scrub feedback
+(`scrub_feedback`), and every answer row scrubs its question text (`schemas.rows.answer_row`).
 """
 
 from __future__ import annotations
@@ -185,7 +188,7 @@ class Budget:
     """How many phone windows may still go through the full matcher.
 
     The matcher costs about half a millisecond per region and window; hostile input (a
-    64 KiB record of digits) must not hold the stream processor for seconds. Past the
+    64 KiB record of digits) must not hold the stream processor or a worker for seconds. Past the
     budget, a run of digits long enough to be a phone number is redacted unverified as
     `[NUMBER]`: failing closed costs a clean number, never a leak.
     """
@@ -207,8 +210,9 @@ def _phone_matches(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
             window, region, leniency=phonenumbers.Leniency.VALID, max_tries=MAX_TRIES
         ):
             raw, start = match.raw_string, lo + match.start
-            if raw.count("(") > raw.count(")"):  # "(+44 20 ...)": the bracket is the text's
-                raw, start = raw.lstrip("("), start + len(raw) - len(raw.lstrip("("))
+            for opening, closing in ("()", "[]"):  # "(+44 20 ...)", "[+44 20 ...]": the bracket is the text's
+                if raw.count(opening) > raw.count(closing):
+                    raw, start = raw.lstrip(opening), start + len(raw) - len(raw.lstrip(opening))
             if _DATE.fullmatch(raw) or _ISBN_LABEL.search(text[max(0, start - 12) : start]):
                 continue
             groups = re.findall(r"\d+", raw)
