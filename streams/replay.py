@@ -19,9 +19,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from runtime.admin import partitions_of
 from runtime.db import create_pool, executemany_with_retry
-from runtime.kafka_config import common_config
+from runtime.tail import open_tail
 from schemas.answer import Answer
 from schemas.feedback import Feedback
 from schemas.privacy import scrub_feedback
@@ -78,14 +77,11 @@ async def replay(
     if what not in (FEEDBACK, ANSWERS):
         raise ValueError(f"cannot replay {what!r}: choose 'feedback' or 'answers'")
     topic = topic_name(settings, what)
-    consumer = AIOKafkaConsumer(**common_config(settings), enable_auto_commit=False, isolation_level="read_committed")
-    await consumer.start()
+    consumer, parts = await open_tail(settings, topic, "earliest", "autoglm-replay")
     pool = await create_pool(settings.dsn)
     result = ReplayResult()
     out: IO[bytes] | None = export.open("wb") if export else None
     try:
-        parts = await partitions_of(consumer, topic)
-        consumer.assign(parts)
         starts, stops = await _bounds(consumer, parts, start, end)
         for tp in parts:
             consumer.seek(tp, starts[tp])

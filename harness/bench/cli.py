@@ -20,6 +20,7 @@ from harness.bench.report import markdown, summarise, write
 from harness.bench.runner import BenchConfig, run_bench
 from harness.bench.search import SearchPlan
 from harness.bench.systems import SYSTEMS
+from harness.bench.workload import PARAPHRASED, SOURCES, WORKLOADS, Workload, default_workload
 from runtime.logs import setup_logging
 from schemas.settings import REPO_ROOT, get_settings
 
@@ -57,7 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slo-ms", type=float, default=200.0, help="p99 latency that counts as sustained")
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--services", type=int, default=4)
-    p.add_argument("--raw-text", action="store_true", help="questions without the [entity] brackets")
+    p.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default=default_workload(),
+        help="questions: ntm = MetaQA's paraphrased qa_val in raw text (default when its files are there), "
+        "templated = MetaQA's qa_val",
+    )
+    p.add_argument("--raw-text", action="store_true", help="templated questions without the [entity] brackets")
     p.add_argument("--workers", type=int, default=1, help="worker processes of the pipeline")
     p.add_argument(
         "--reasoner",
@@ -162,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     with redirect_stdout(sys.stderr):  # stdout carries only the result
         up(settings)
     started = datetime.now(UTC)
-    raw = asyncio.run(run_bench(cfg, settings))
+    Workload.chosen = args.workload  # what every workload of this run asks, systems and experiments
+    try:
+        raw = asyncio.run(run_bench(cfg, settings))
+    finally:
+        Workload.chosen = None
     finished = datetime.now(UTC)
     config = {
         "mode": cfg.mode,
@@ -178,10 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         "partitions": settings.partitions,
         **{k: v for k, v in settings.model_dump().items() if k in PIPELINE_SWITCHES},
         "workload": {
-            "source": "MetaQA qa_val, 1/2/3-hop in equal parts",
+            "source": f"{SOURCES[args.workload]}, 1/2/3-hop in equal parts",
+            "questions": args.workload,
             "users": cfg.users,
             "services": cfg.services,
-            "raw_text": cfg.raw_text,
+            "raw_text": cfg.raw_text or args.workload == PARAPHRASED,
         },
     }
     result = summarise(raw, config)

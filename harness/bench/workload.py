@@ -1,5 +1,9 @@
 """What the benchmark asks: qa_val questions, 1-, 2- and 3-hop in equal parts, from many
-users of several services, as ready-to-send `questions` records."""
+users of several services, as ready-to-send `questions` records.
+
+Two sets of questions (`WORKLOADS`): `ntm`, MetaQA's paraphrased qa_val in raw text (how
+people type: nearly every question a new phrasing), the default when its files are there;
+and `templated`, MetaQA's own qa_val, whose few templates flatter every cache."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from typing import ClassVar
 
 import orjson
 
@@ -26,6 +31,14 @@ class Record:
 
 
 HOT_USER, HOT_SERVICE = "user-0", "svc-0"
+PARAPHRASED, TEMPLATED = "ntm", "templated"
+WORKLOADS = (PARAPHRASED, TEMPLATED)
+SOURCES = {PARAPHRASED: "MetaQA NTM qa_val (paraphrased, raw text)", TEMPLATED: "MetaQA qa_val (templated)"}
+
+
+def default_workload() -> str:
+    """`ntm` when the NTM qa_val files are packaged, else `templated`."""
+    return PARAPHRASED if all(qa_file(hop, "val", "ntm").exists() for hop in HOPS) else TEMPLATED
 
 
 class Workload:
@@ -40,7 +53,13 @@ class Workload:
     `zipf` > 0 makes some questions popular: within a hop, the question of rank k (in an
     order shuffled once by the seed) is drawn with weight 1 / k**zipf, as the same popular
     questions come back in real traffic; 0 draws every question alike (qa_val repeats
-    none, so a cache keyed on the whole question would never hit)."""
+    none, so a cache keyed on the whole question would never hit).
+
+    `questions` is one of `WORKLOADS` (default: `Workload.chosen`, which `autoglm bench
+    --workload` sets for the length of a run, else `default_workload()`); `ntm` questions
+    are always raw text, `raw_text` removes the brackets of templated ones."""
+
+    chosen: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -51,7 +70,11 @@ class Workload:
         hot_share: float = 0.0,
         hops: tuple[int, ...] = HOPS,
         zipf: float = 0.0,
+        questions: str | None = None,
     ) -> None:
+        questions = questions or Workload.chosen or default_workload()
+        if questions not in WORKLOADS:
+            raise ValueError(f"unknown workload {questions!r}: choose from {', '.join(WORKLOADS)}")
         if users < 1 or services < 1:
             raise ValueError("the workload needs at least one user and one service")
         if not 0.0 <= hot_share <= 1.0 or not hops or set(hops) - set(HOPS):
@@ -60,11 +83,13 @@ class Workload:
             raise ValueError("zipf must be >= 0 (0: every question alike)")
         self.users = users
         self.services = services
-        self.raw_text = raw_text
+        self.questions = questions
+        self.raw_text = raw_text or questions == PARAPHRASED
         self.hot_share = hot_share
         self.hops = tuple(hops)
         self.rng = random.Random(seed)
-        self.texts = {hop: [self._text(p.question) for p in read_qa(qa_file(hop, "val"))] for hop in self.hops}
+        variant = "ntm" if questions == PARAPHRASED else "vanilla"
+        self.texts = {hop: [self._text(p.question) for p in read_qa(qa_file(hop, "val", variant))] for hop in self.hops}
         self.zipf = zipf
         self._popularity: dict[int, list[float]] = {}  # hop -> cumulative weights, by rank
         if zipf:
@@ -104,7 +129,8 @@ class Workload:
 
     def describe(self) -> dict:
         return {
-            "source": f"MetaQA qa_val, {'/'.join(map(str, self.hops))}-hop in equal parts",
+            "source": f"{SOURCES[self.questions]}, {'/'.join(map(str, self.hops))}-hop in equal parts",
+            "questions": self.questions,
             "users": self.users,
             "services": self.services,
             "raw_text": self.raw_text,

@@ -23,8 +23,8 @@ import psutil
 
 from harness.chaos.load import Ask, Sender, metaqa_asks
 from harness.chaos.verify import Tally, claims_in_logs, tally
-from harness.chaos.watch import AnswerWatcher
 from harness.isolation import isolate
+from harness.watch import AnswerWatcher
 from runtime.fleet import Fleet
 from runtime.lag import LagReader
 from runtime.services.kafka import delete_topics_async, ensure_topics_async

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from harness.chaos.watch import AnswerWatcher
+from harness.watch import AnswerWatcher
 from schemas.settings import Settings
 from workers.service import CLAIMED_LOG
 

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from harness.fuzz.cases import FEEDBACK, QUESTIONS, Case, expected_by_decoder, generate
 from harness.isolation import isolate
-from runtime.admin import partitions_of
+from harness.watch import AnswerWatcher
 from runtime.fleet import Fleet
-from runtime.kafka_config import common_config, producer_config
-from schemas.answer import Answer
+from runtime.kafka_config import producer_config
+from runtime.tail import records, tail
 from schemas.dead_letter import DeadLetter
 from schemas.feedback import Feedback
 from schemas.privacy import scrub_feedback
@@ -69,41 +69,39 @@ async def _settle(pending: list[tuple[Case, asyncio.Future]]) -> None:
 class Collected:
     """What came out: dead letters by source position, answered question ids."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.letters: dict[tuple[str, int, int], list[DeadLetter]] = {}
-        self.answered: Counter[uuid.UUID] = Counter()
+        self.answers = AnswerWatcher(settings, topic_name(settings, ANSWERS))
+        self.readers: list[asyncio.Task] = []
+
+    @property
+    def answered(self) -> Counter[uuid.UUID]:
+        """Answers seen per question id (a multiset)."""
+        return self.answers.seen
 
 
 async def collect(settings: Settings, collected: Collected, stop: asyncio.Event) -> None:
-    """Read both DLQs and the answers topic (read_committed) from the start until told to stop."""
-    topics = [topic_name(settings, t) for t in (QUESTIONS_DLQ, FEEDBACK_DLQ, ANSWERS)]
-    consumer = AIOKafkaConsumer(
-        **common_config(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
-    await consumer.start()
+    """Read both DLQs (read_committed, from the start) until told to stop; the answers are
+    counted by the harness's answer watcher (`collected.answers`), alongside."""
+    watcher = asyncio.create_task(collected.answers.run(stop))
     try:
-        parts = [tp for t in topics for tp in await partitions_of(consumer, t)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        answers_topic = topic_name(settings, ANSWERS)
-        while not stop.is_set():
-            polled = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in polled.items():
-                for rec in records:
-                    if tp.topic == answers_topic:
-                        collected.answered[Answer.from_bytes(rec.value).question_id] += 1
-                    else:
-                        letter = DeadLetter.from_bytes(rec.value)
-                        pos = (letter.source.topic, letter.source.partition, letter.source.offset)
-                        collected.letters.setdefault(pos, []).append(letter)
+        for dlq in (QUESTIONS_DLQ, FEEDBACK_DLQ):
+            collected.readers.append(asyncio.create_task(_dead_letters(settings, dlq, collected, stop)))
+        await asyncio.gather(*collected.readers)
     finally:
-        await consumer.stop()
+        await watcher
+
+
+async def _dead_letters(settings: Settings, dlq: str, collected: Collected, stop: asyncio.Event) -> None:
+    big = {"max_partition_fetch_bytes": 4 * 1024 * 1024, "fetch_max_bytes": 16 * 1024 * 1024}
+    async with tail(settings, topic_name(settings, dlq), "earliest", "autoglm-fuzz-dlq", **big) as consumer:
+        async for polled in records(consumer, timeout_ms=500, max_records=5000):
+            for rec in polled:
+                letter = DeadLetter.from_bytes(rec.value)
+                pos = (letter.source.topic, letter.source.partition, letter.source.offset)
+                collected.letters.setdefault(pos, []).append(letter)
+            if stop.is_set():
+                return
 
 
 async def stored_feedback(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
@@ -142,7 +140,7 @@ async def warm_up(settings: Settings, timeout_s: float = 300.0) -> float:
         }
     )
     await produce(settings, [probe])
-    collected, stop = Collected(), asyncio.Event()
+    collected, stop = Collected(settings), asyncio.Event()
     reader = asyncio.create_task(collect(settings, collected, stop))
     try:
         while qid not in collected.answered and not reader.done():
@@ -164,7 +162,7 @@ async def wait_for_outcome(
     bad = [c for c in cases if c.expect is not None]
     good_q = {c.good_id for c in cases if c.expect is None and c.topic == QUESTIONS}
     good_f = [c.good_id for c in cases if c.expect is None and c.topic == FEEDBACK]
-    collected, stop = Collected(), asyncio.Event()
+    collected, stop = Collected(settings), asyncio.Event()
     reader = asyncio.create_task(collect(settings, collected, stop))
     t0 = last_change = time.monotonic()
     seen, stored, complete = (-1, -1, -1), {}, {}

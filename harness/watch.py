@@ -1,10 +1,8 @@
-"""What a consumer sees: answers read with isolation_level=read_committed, and group lag.
-
-`AnswerWatcher` tails the scenario's `answers` topic from the beginning, as any outside
-consumer would, and remembers per question id how many answers it saw and when the first
-arrived. Group lag (batches in flight for the workers, questions not yet batched for the
-stream processor) is read by `runtime.lag.LagReader`.
-"""
+"""The one answer watcher of the harnesses: answers read as a consumer reads them
+(isolation_level=read_committed, from the beginning of the topic), counted per question id
+as a multiset (a doubled delivery shows as a count of 2), with when the first arrived and
+where each sat. The chaos run and the fuzzer both verify with it; group lag is read by
+`runtime.lag.LagReader`."""
 
 from __future__ import annotations
 
@@ -37,7 +35,7 @@ class AnswerWatcher:
     last_at: float = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with tail(self.settings, self.topic, "earliest", "autoglm-chaos-watch") as consumer:
+        async with tail(self.settings, self.topic, "earliest", "autoglm-answer-watch") as consumer:
             async for polled in records(consumer, timeout_ms=200, max_records=5000):
                 now = time.time()
                 for rec in polled:
