@@ -17,7 +17,7 @@ demo: up
 	$(RUN) autoglm demo
 
 test: up
-	$(RUN) pytest -q
+	$(RUN) pytest -q --durations=15
 
 # ruff (lint, format, import order) and import-linter (the layers of docs/design.md).
 lint: install
