@@ -74,6 +74,20 @@ async def drive(settings: Settings, items: list[MetaQAItem], timeout_s: float) -
     return got, {"gold": gold, "received_ms": received_ms}, t0, t_last
 
 
+# Typed the way people ask, not in MetaQA's templates; none of them is in a data file.
+FREE_FORM = (
+    "who directed heat",
+    "hey, which movies did ginger rogers star in?",
+    "what language is amelie in",
+    "who wrote the films that spielberg directed",
+)
+
+
+async def ask_free_form(settings: Settings, timeout_s: float = 60.0) -> list[Answer]:
+    """Each free-form question through the running pipeline, one after another."""
+    return [await ask(settings, text, "demo", "free-form", timeout_s=timeout_s) for text in FREE_FORM]
+
+
 def run_demo(settings: Settings, n: int, workers: int, raw_text: bool, reasoner: str | None) -> int:
     from runtime.services import up
 
@@ -89,6 +103,7 @@ def run_demo(settings: Settings, n: int, workers: int, raw_text: bool, reasoner:
         asyncio.run(wait_until_serving(settings, timeout_s=300))
         items = demo_items(n, raw_text)
         got, extra, t0, t_last = asyncio.run(drive(settings, items, timeout_s=300))
+        free_form = asyncio.run(ask_free_form(settings))
     finally:
         fleet.stop_all()
     gold, received = extra["gold"], extra["received_ms"]
@@ -98,6 +113,10 @@ def run_demo(settings: Settings, n: int, workers: int, raw_text: bool, reasoner:
     hits = sum(1 for qid, a in got.items() if a.answers and a.answers[0].entity in gold[qid])
     e2e = [received[qid] - a.question_ts for qid, a in got.items()]
     elapsed = max(1e-9, t_last - t0)
+    print("free-form questions (typed as people type them: no brackets, no template)")
+    for answer in free_form:
+        print_answer(answer)
+        print()
     print("summary")
     print(f"  questions sent      {len(items)}")
     print(f"  answered            {len(got)}")
