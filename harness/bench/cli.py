@@ -20,7 +20,7 @@ from harness.bench.report import markdown, summarise, write
 from harness.bench.runner import BenchConfig, run_bench
 from harness.bench.search import SearchPlan
 from harness.bench.systems import SYSTEMS
-from harness.bench.workload import PARAPHRASED, SOURCES, WORKLOADS, Workload, default_workload
+from harness.bench.workload import PARAPHRASED, SOURCES, WORKLOADS, default_workload
 from runtime.logs import setup_logging
 from schemas.settings import REPO_ROOT, get_settings
 
@@ -102,6 +102,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         users=args.users,
         services=args.services,
         raw_text=args.raw_text,
+        workload=args.workload,
         workers=args.workers,
         echo=args.reasoner == "echo",
         out_dir=out_paths(args.out)[0],
@@ -170,11 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     with redirect_stdout(sys.stderr):  # stdout carries only the result
         up(settings)
     started = datetime.now(UTC)
-    Workload.chosen = args.workload  # what every workload of this run asks, systems and experiments
-    try:
-        raw = asyncio.run(run_bench(cfg, settings))
-    finally:
-        Workload.chosen = None
+    raw = asyncio.run(run_bench(cfg, settings))
     finished = datetime.now(UTC)
     config = {
         "mode": cfg.mode,

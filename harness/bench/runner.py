@@ -73,6 +73,7 @@ class BenchConfig:
     users: int = 100
     services: int = 4
     raw_text: bool = False
+    workload: str | None = None  # harness.bench.workload.WORKLOADS; None: the default (NTM when present)
     workers: int = 1
     echo: bool = False
     ready_timeout_s: float = 600.0  # models load slowly on a busy machine
@@ -140,7 +141,7 @@ async def run_bench(cfg: BenchConfig, base: Settings) -> dict:
         for system in systems:
             system.start()
         for system in systems:
-            workload = Workload(cfg.users, cfg.services, cfg.raw_text, workload_seed)
+            workload = Workload(cfg.users, cfg.services, cfg.raw_text, workload_seed, questions=cfg.workload)
             drivers[system.name] = driver_for(system, systems, base, workload)
             await drivers[system.name].start()
         startup = await _wait_all_ready(systems, drivers, cfg.ready_timeout_s)
@@ -193,6 +194,7 @@ async def _experiments(cfg: BenchConfig, base: Settings, run_id: str, pipeline: 
         users=cfg.users,
         services=cfg.services,
         raw_text=cfg.raw_text,
+        workload_questions=cfg.workload,
         ready_timeout_s=cfg.ready_timeout_s,
         reference_qps=rate,
         reference_source=source,

@@ -12,7 +12,6 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import ClassVar
 
 import orjson
 
@@ -55,11 +54,9 @@ class Workload:
     questions come back in real traffic; 0 draws every question alike (qa_val repeats
     none, so a cache keyed on the whole question would never hit).
 
-    `questions` is one of `WORKLOADS` (default: `Workload.chosen`, which `autoglm bench
-    --workload` sets for the length of a run, else `default_workload()`); `ntm` questions
-    are always raw text, `raw_text` removes the brackets of templated ones."""
-
-    chosen: ClassVar[str | None] = None
+    `questions` is one of `WORKLOADS` (default: `default_workload()`, `autoglm bench
+    --workload` chooses); `ntm` questions are always raw text, `raw_text` removes the
+    brackets of templated ones."""
 
     def __init__(
         self,
@@ -72,7 +69,7 @@ class Workload:
         zipf: float = 0.0,
         questions: str | None = None,
     ) -> None:
-        questions = questions or Workload.chosen or default_workload()
+        questions = questions or default_workload()
         if questions not in WORKLOADS:
             raise ValueError(f"unknown workload {questions!r}: choose from {', '.join(WORKLOADS)}")
         if users < 1 or services < 1:

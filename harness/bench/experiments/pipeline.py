@@ -39,6 +39,7 @@ class Context:
     users: int
     services: int
     raw_text: bool
+    workload_questions: str | None  # harness.bench.workload.WORKLOADS; None: the default
     ready_timeout_s: float
     reference_qps: float | None  # None: measure it (a burst) in the experiment's own pipeline
     reference_source: str
@@ -48,6 +49,7 @@ class Context:
         return self.mode == "quick"
 
     def workload(self, **kw: object) -> Workload:
+        kw.setdefault("questions", self.workload_questions)
         return Workload(self.users, self.services, self.raw_text, 23, **kw)  # type: ignore[arg-type]
 
 
