@@ -3,7 +3,10 @@ question-conditioned GATv2 over all subgraphs of a batch at once → decode answ
 
 One job per module:
 
-- `relation_head`: per-hop relation distributions from a frozen MiniLM question vector;
+- `relation_head`: per-hop relation distributions from the question vector;
+- `encoder_tuning`, `augment`: the first MiniLM layers fine-tuned with the relation head on
+  vanilla and NTM phrasings, augmented as people phrase questions (`reasoning.encoder`
+  serves them);
 - `encode_cache`: bounded LRU cache of question vectors keyed by the entity-masked template;
 - `subgraph`: layered expansion over a relation-stacked CSR index of the KB, with a node budget;
 - `model`: the graph attention network (GATv2 layers with question FiLM and relation edges);

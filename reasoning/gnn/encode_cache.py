@@ -2,9 +2,10 @@
 
 The encoder sees the question with its entity replaced by `NE` (`what films did NE act in`),
 so every question of the same shape, whatever its entity, has the same vector. Real traffic
-repeats shapes far more than questions: a warm cache turns the encoder's ~400 sentences/s on
-this CPU into a dictionary lookup. Misses of a batch are encoded together in one call.
-The reasoner pre-fills it with the training templates' vectors stored in the checkpoint, so
+repeats shapes far more than questions when it is templated: a warm cache turns the encoder
+into a dictionary lookup. People's free text rarely repeats a phrasing, so the encoder
+itself has to be fast (`reasoning.encoder.TunedStack`: two layers, bf16). Misses of a batch
+are encoded together in one call. The reasoner pre-fills it with the training templates' vectors stored in the checkpoint, so
 a freshly started worker is already warm for every question shape seen in training.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 class TextEncoder(Protocol):
     dim: int
 
-    def encode(self, texts: Sequence[str], batch_size: int = ...) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], batch_size: int | None = ...) -> np.ndarray: ...
 
 
 class CachedEncoder:

@@ -6,7 +6,7 @@ units, K attention heads, R relations (forward and inverse), T maximum hops.
 Inputs (see `reasoning.gnn.tensors`):
 
     x ∈ R^{V×F}     node features (hop layer, is-topic flag, P(L = layer | q), walk mass, in-degree)
-    q ∈ R^{B×D}     frozen question vectors;  b(v) ∈ {0 … B−1} the question of node v
+    q ∈ R^{B×D}     question vectors (encoder output);  b(v) ∈ {0 … B−1} the question of node v
     (j → i) ∈ E     edges from hop layer t − 1 to t, relation r_ji, hop t_ji, relevance w_ji ∈ [0, 1]
 
 Question and edges:

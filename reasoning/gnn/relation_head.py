@@ -1,8 +1,9 @@
-"""Semantic parsing: which relation to follow at each hop, from a frozen question vector.
+"""Semantic parsing: which relation to follow at each hop, from the question vector.
 
 MetaQA has no relation labels; the targets are relation paths mined from `qa_train`
-(`reasoning.gnn.supervision`). The encoder (all-MiniLM-L6-v2) stays frozen; this head is the
-part that is trained. For a unit question vector q ∈ R^D (the entity masked as `NE`):
+(`reasoning.gnn.supervision`). The head is trained end to end with the first layers of the
+encoder (all-MiniLM-L6-v2, `reasoning.gnn.encoder_tuning`). For a unit question vector
+q ∈ R^D (the entity masked as `NE`):
 
     h   = GELU(W₁ q + b₁)                              h ∈ R^H
     z_t = W_t h + b_t                                  z_t ∈ R^{R+1},  t = 1 … T

@@ -1,21 +1,29 @@
-"""`autoglm train`: train the relation head and the GATv2 on MetaQA `qa_train`, on a CPU.
+"""`autoglm train`: fine-tune the question encoder with the relation head, then train the
+GATv2, on MetaQA `qa_train` (vanilla + NTM), on a CPU.
 
     uv run python -m reasoning.gnn.train                # writes reasoning/checkpoints/gnn.pt
 
-Phases (progress bars on stderr, fixed seed, 2–3 minutes on a 2-core CPU):
+Phases (progress bars on stderr, fixed seed):
 
-1. mine relation-path targets per question template from the KB (`supervision`, ~20 s);
-2. encode the distinct templates with the frozen MiniLM encoder (a few seconds);
-3. relation head: full-batch Adam on soft per-hop targets (seconds);
+1. mine relation-path targets per vanilla question template from the KB (`supervision`,
+   ~20 s); every NTM question takes its vanilla twin's (`encoder_tuning.twin_phrasings`);
+2. fine-tune the first `--encoder-layers` MiniLM layers end to end with the relation head on
+   augmented phrasings (`encoder_tuning`, `augment`; embeddings frozen); with
+   `--encoder-layers 0` the packaged encoder stays frozen and only the head is trained
+   (full batch, as before format 2);
+3. encode every training phrasing, and one augmented copy of each, with the encoder exactly
+   as it is served (the stored layers, in `--precision`);
 4. GNN: subgraphs built with the trained head (plus random distractor relations and one
    extra hop, so it learns to weigh relations rather than trust them) and scored against
-   the gold answers at the question's hop layer. Loss per question:
+   the gold answers at the question's hop layer, on vanilla and NTM questions, half of them
+   with their augmented vector. Loss per question:
 
        BCE(s_v, y_v) averaged over the question's nodes  −  log Σ_{v: y_v = 1} softmax_q(s)_v
 
    (calibrated per-node probabilities for the answer set, plus "some answer ranks first");
-5. tune the answer-set threshold for F1 on `qa_val`, evaluate every hop, bracketed and raw
-   text (`tuning`), and save everything (weights, figures, data checksums, this command).
+5. tune the answer-set threshold for F1 on vanilla and NTM `qa_val`, evaluate every hop,
+   bracketed and raw text (`tuning`), and save everything (weights, figures, data
+   checksums, this command).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import math
 import shlex
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,11 +44,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from reasoning.device import configure_threads
-from reasoning.gnn.checkpoint import DEFAULT_PATH, Checkpoint, Config
+from reasoning.encoder import PRECISIONS, QuestionEncoder, TunedStack, layer_weights
+from reasoning.gnn.augment import GROUPS, Augmenter
+from reasoning.gnn.checkpoint import DEFAULT_PATH, Checkpoint, Config, pack_layers, unpack_layers
+from reasoning.gnn.encoder_tuning import Phrasings, TuningArgs, finetune, fit_head, path_accuracy, twin_phrasings
 from reasoning.gnn.model import QuestionGAT
 from reasoning.gnn.relation_head import RelationHead, hop_choices, length_distribution
 from reasoning.gnn.subgraph import HopChoices, RelationIndex, Subgraphs, expand
-from reasoning.gnn.supervision import TrainQuestion, hop_targets, mine_supervision
+from reasoning.gnn.supervision import TrainQuestion, mine_supervision, read_questions
 from reasoning.gnn.tensors import node_dim, to_tensors
 from reasoning.gnn.tuning import data_checksums, print_figures, tune_and_evaluate
 from reasoning.kb import KnowledgeBase, file_sha256
@@ -59,7 +71,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="torch CPU threads; 1 is fastest for these small graphs on a shared CPU (0: all cores up to 8)",
     )
-    p.add_argument("--head-steps", type=int, default=1000, help="full-batch steps of the relation head")
+    p.add_argument(
+        "--head-steps",
+        type=int,
+        default=300,
+        help="full-batch steps of the head alone (with --encoder-layers 0, all its training)",
+    )
+    p.add_argument(
+        "--encoder-layers", type=int, default=2, help="MiniLM layers kept and fine-tuned (0: packaged encoder, frozen)"
+    )
+    p.add_argument("--encoder-steps", type=int, default=2000, help="fine-tuning steps of the encoder and head")
+    p.add_argument("--encoder-batch", type=int, default=32, help="phrasings per fine-tuning step")
+    p.add_argument("--encoder-lr", type=float, default=1e-4, help="peak learning rate of the encoder layers")
+    p.add_argument("--encoder-threads", type=int, default=1, help="torch CPU threads while fine-tuning the encoder")
+    p.add_argument(
+        "--augment",
+        default="all",
+        help=f"augmentation groups: all, none, a comma list of {', '.join(GROUPS)}, or all minus -group,-group",
+    )
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default="bf16", help="how the tuned layers run on a CPU (default bf16)"
+    )
+    p.add_argument("--store", choices=["int8", "fp16"], default="int8", help="how the layers are stored")
+    p.add_argument("--no-ntm", dest="ntm", action="store_false", help="train on vanilla qa_train only")
     p.add_argument(
         "--epochs", type=int, default=4, help="GNN epochs, each over --questions-per-epoch sampled questions"
     )
@@ -88,31 +122,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[train] {name}: {phases[name]} s", file=sys.stderr)
         return time.perf_counter()
 
-    from reasoning.encoder import QuestionEncoder
-
     t = time.perf_counter()
     kb = KnowledgeBase.load(KB_FILE, cache_dir=settings.state_dir / "kb")
-    encoder = QuestionEncoder(torch.device("cpu"))
-    train_files = [(hop, qa_file(hop, "train")) for hop in HOPS]
     supervision = mine_supervision(
         kb,
-        train_files,
+        [(hop, qa_file(hop, "train")) for hop in HOPS],
         progress=lambda it: tqdm(list(it), desc="mine paths", unit="block"),
         cache_dir=None if args.fresh else settings.state_dir / "gnn",
     )
+    variants = ("vanilla", "ntm") if args.ntm else ("vanilla",)
+    pairs = [(qa_file(hop, "train"), qa_file(hop, "train", variants[-1])) for hop in HOPS]
+    phrasings = twin_phrasings(supervision.paths, pairs, kb.num_relations, Config.max_hops)
     t = phase("mine", t)
 
-    cfg = Config()
-    keys = sorted(k for k, paths in supervision.paths.items() if paths)
-    vectors = np.concatenate(
-        [encoder.encode(keys[i : i + 256]) for i in tqdm(range(0, len(keys), 256), desc="encode", unit="x256")]
+    cfg = Config(encoder_layers=args.encoder_layers, encoder_precision=args.precision)
+    augmenter = Augmenter(augment_groups(args.augment), np.random.default_rng(args.seed + 1))
+    encoder, head, packed = train_encoder_and_head(phrasings, cfg, kb.num_relations, augmenter, args)
+    t = phase("encoder + relation head", t)
+
+    keys = phrasings.texts
+    vectors = encoder.encode(keys)
+    augmented = encoder.encode([augmenter(k) for k in keys]) if augmenter.groups else vectors
+    print(
+        f"[train] relation head: phrasings whose path is argmax {path_accuracy(head, vectors, phrasings.targets):.4f}"
+        f" (augmented {path_accuracy(head, augmented, phrasings.targets):.4f}, n={len(keys)})",
+        file=sys.stderr,
     )
     t = phase("encode", t)
-
-    targets = np.stack([hop_targets(supervision.paths[k], kb.num_relations, cfg.max_hops) for k in keys])
-    head = RelationHead(encoder.dim, kb.num_relations, cfg.max_hops, cfg.head_hidden)
-    train_head(head, vectors, targets, args.head_steps)
-    t = phase("relation head", t)
 
     gnn = QuestionGAT(
         encoder.dim,
@@ -124,22 +160,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.gnn_layers,
     )
     row = {k: i for i, k in enumerate(keys)}
-    usable = [q for q in supervision.questions if q.template in row and q.answers]
-    train_gnn(gnn, head, RelationIndex(kb), cfg, usable, row, vectors, args, rng)
+    questions = supervision.questions
+    if args.ntm:
+        questions = questions + read_questions(kb, [(hop, qa_file(hop, "train", "ntm")) for hop in HOPS])
+    usable = [q for q in questions if q.template in row and q.answers]
+    train_gnn(gnn, head, RelationIndex(kb), cfg, usable, row, np.concatenate([vectors, augmented]), args, rng)
     t = phase("gnn", t)
 
+    templates = Counter(supervision.templates)  # the linker's known templates: every training phrasing
+    if args.ntm:
+        templates.update(q.template for q in questions[len(supervision.questions) :])
+    prefill = sorted(k for k in supervision.templates if k in row)  # vanilla templates: a new worker is warm for them
     checkpoint = Checkpoint(
         config=cfg,
         relations=list(kb.relations),
         head={k: v.detach().clone() for k, v in head.state_dict().items()},
         gnn={k: v.detach().clone() for k, v in gnn.state_dict().items()},
-        templates=dict(supervision.templates),
+        templates=dict(templates),
         topic_names=[kb.names[i] for i, _ in supervision.topics.most_common()],
         topic_counts=[n for _, n in supervision.topics.most_common()],
         kb_sha256=kb.sha256 or file_sha256(KB_FILE),
         encoder=encoder.fingerprint,
-        template_keys=keys,
-        template_vectors=torch.from_numpy(vectors),
+        encoder_weights=packed,
+        template_keys=prefill,
+        template_vectors=torch.from_numpy(vectors[[row[k] for k in prefill]]).half(),
         data=data_checksums(),
         command="uv run python -m reasoning.gnn.train "
         + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
@@ -152,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpoint.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     checkpoint.metrics["phases_seconds"] = phases
     checkpoint.metrics["torch_threads"] = torch.get_num_threads()
+    checkpoint.metrics["encoder_threads"] = args.encoder_threads
+    checkpoint.metrics["phrasings"] = {v: phrasings.variants.count(v) for v in ("vanilla", "ntm", "both")}
     checkpoint.save(args.out)
     print(
         f"[train] wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {checkpoint.metrics['train_seconds']} s",
@@ -161,23 +207,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# --- relation head -------------------------------------------------------------------------
+def augment_groups(spec: str) -> list[str]:
+    """`all`, `none`, `synonyms,typos` or `all,-typos` → the augmentation groups to apply."""
+    groups: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if part == "all":
+            groups = list(GROUPS)
+        elif part == "none":
+            groups = []
+        elif part.startswith("-"):
+            groups = [g for g in groups if g != part[1:]]
+        else:
+            groups.append(part)
+    Augmenter(groups)  # rejects unknown names
+    return groups
 
 
-def train_head(head: RelationHead, vectors: np.ndarray, targets: np.ndarray, steps: int) -> None:
-    """Full-batch soft cross-entropy, summed over hops."""
-    x, y = torch.from_numpy(vectors), torch.from_numpy(targets)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=1e-4)
-    head.train()
-    for _ in tqdm(range(steps), desc="relation head", unit="step"):
-        loss = -(y * torch.log_softmax(head(x), dim=-1)).sum(dim=(1, 2)).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    head.eval()
-    with torch.no_grad():
-        agree = (head(x).argmax(-1) == y.argmax(-1)).all(dim=1).float().mean().item()
-    print(f"[train] relation head: loss {loss.item():.4f}, templates whose path is argmax {agree:.4f}", file=sys.stderr)
+# --- encoder and relation head -------------------------------------------------------------
+
+
+def train_encoder_and_head(
+    phrasings: Phrasings, cfg: Config, num_relations: int, augmenter: Augmenter, args: argparse.Namespace
+) -> tuple[QuestionEncoder, RelationHead, dict[str, torch.Tensor]]:
+    """(the encoder as served, the trained head, the stored layers: empty when frozen)."""
+    if cfg.encoder_layers == 0:
+        encoder = QuestionEncoder(torch.device("cpu"))
+        head = RelationHead(encoder.dim, num_relations, cfg.max_hops, cfg.head_hidden)
+        fit_head(head, encoder.encode(phrasings.texts), phrasings.targets, args.head_steps)
+        return encoder, head, {}
+    head = RelationHead(384, num_relations, cfg.max_hops, cfg.head_hidden)  # MiniLM's width
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, args.encoder_threads))
+    try:
+        model = finetune(
+            phrasings,
+            head,
+            TuningArgs(
+                cfg.encoder_layers, args.encoder_steps, args.encoder_batch, args.encoder_lr, probe_steps=args.head_steps
+            ),
+            augmenter,
+            np.random.default_rng(args.seed + 2),
+        )
+        packed = pack_layers(layer_weights(model), int8=args.store == "int8")
+        tuned = TunedStack(cfg.encoder_layers, unpack_layers(packed), args.precision)
+        encoder = QuestionEncoder(torch.device("cpu"), tuned)
+        encoder.encode(["warm up"])
+    finally:
+        torch.set_num_threads(threads)
+    return encoder, head, packed
 
 
 # --- GNN -----------------------------------------------------------------------------------
@@ -194,6 +271,9 @@ def train_gnn(
     args: argparse.Namespace,
     rng: np.random.Generator,
 ) -> None:
+    """`vectors` holds every phrasing twice, clean (rows 0 … N−1) then augmented (N … 2N−1):
+    each question takes one of the two at random."""
+    n = len(vectors) // 2
     with torch.no_grad():
         probs_t = torch.softmax(head(torch.from_numpy(vectors)), dim=-1)
         probs, lengths = probs_t.numpy(), length_distribution(probs_t).numpy()
@@ -207,7 +287,7 @@ def train_gnn(
         running = None
         for step in bar:
             batch = [questions[i] for i in order[step * args.batch_size : (step + 1) * args.batch_size]]
-            rows = np.array([row[q.template] for q in batch])
+            rows = np.array([row[q.template] for q in batch]) + n * (rng.random(len(batch)) < 0.5)
             choices = with_distractors(probs[rows], cfg, rng)
             topics = np.array([q.topic for q in batch])
             sub = expand(index, topics, choices, args.train_max_nodes)

@@ -1,7 +1,7 @@
 """After training: the answer-set threshold tuned on `qa_val`, the figures, the data checksums.
 
 The threshold is the one score every answer set is cut at. It is tuned once for F1,
-macro-averaged over the hops: each `qa_val` question is answered once with every answer
+macro-averaged over the hops of vanilla and NTM `qa_val`: each `qa_val` question is answered once with every answer
 kept (best first), and each threshold keeps a prefix of that list, never empty.
 """
 
@@ -19,7 +19,7 @@ from reasoning.evaluate import evaluate_pairs, score
 from reasoning.gnn.checkpoint import Checkpoint
 from reasoning.gnn.encode_cache import TextEncoder
 from reasoning.kb import KnowledgeBase, file_sha256
-from reasoning.metaqa import HOPS, KB_FILE, qa_file, read_qa
+from reasoning.metaqa import HOPS, KB_FILE, VARIANTS, Variant, qa_file, read_qa
 from reasoning.reasoner import Reasoned
 from schemas.question import Question
 from schemas.settings import REPO_ROOT, Settings
@@ -43,25 +43,32 @@ def tune_and_evaluate(
         encode_cache=settings.encode_cache_size,
         subgraph_cache=settings.subgraph_cache_size,
     )
-    pairs = {hop: read_qa(qa_file(hop, "val"), limit=limit) for hop in HOPS}
+    sets = [(variant, hop) for variant in VARIANTS for hop in HOPS]
+    pairs = {s: read_qa(qa_file(s[1], "val", s[0]), limit=limit) for s in sets}
     reasoner.config.threshold = 0.0  # every answer, best first: thresholds then cut a prefix
-    results: dict[int, list[Reasoned]] = {}
-    for hop in HOPS:
-        results[hop] = []
-        for lo in tqdm(range(0, len(pairs[hop]), 100), desc=f"tune {hop}-hop", unit="batch"):
-            results[hop] += reasoner.answer_batch([_question(p.question) for p in pairs[hop][lo : lo + 100]])
+    results: dict[tuple[Variant, int], list[Reasoned]] = {}
+    for s in sets:
+        results[s] = []
+        for lo in tqdm(range(0, len(pairs[s]), 100), desc=f"tune {s[0]} {s[1]}-hop", unit="batch"):
+            results[s] += reasoner.answer_batch([_question(p.question) for p in pairs[s][lo : lo + 100]])
     f1 = {
-        x: float(np.mean([np.mean([score(p, cut(r, x))["f1"] for p, r in zip(pairs[h], results[h])]) for h in HOPS]))
+        x: float(np.mean([np.mean([score(p, cut(r, x))["f1"] for p, r in zip(pairs[s], results[s])]) for s in sets]))
         for x in GRID
     }
     best = max(GRID, key=lambda x: (round(f1[x], 4), -abs(x - 0.5)))
     reasoner.config.threshold = best
     metrics: dict[str, Any] = {"threshold": best, "threshold_f1": {str(k): round(v, 4) for k, v in f1.items()}}
-    for hop in HOPS:
+    for variant, hop in sets:
         for raw in (False, True):
-            report = evaluate_pairs(reasoner, pairs[hop], raw_text=raw)
-            metrics[f"{hop}hop_{'raw' if raw else 'bracketed'}"] = {k: round(report[k], 4) for k in FIGURES}
+            report = evaluate_pairs(reasoner, pairs[(variant, hop)], raw_text=raw)
+            metrics[figure_key(variant, hop, raw)] = {k: round(report[k], 4) for k in FIGURES}
     return best, metrics
+
+
+def figure_key(variant: Variant, hop: int, raw: bool) -> str:
+    """`1hop_raw` (vanilla, the name figures had before NTM) or `ntm_1hop_raw`."""
+    prefix = "" if variant == "vanilla" else f"{variant}_"
+    return f"{prefix}{hop}hop_{'raw' if raw else 'bracketed'}"
 
 
 def cut(result: Reasoned, threshold: float) -> Reasoned:
@@ -71,8 +78,9 @@ def cut(result: Reasoned, threshold: float) -> Reasoned:
 
 
 def data_checksums() -> dict[str, str]:
-    """sha256 of the KB and every MetaQA file training and tuning read, by repository path."""
-    files = [KB_FILE] + [qa_file(h, s) for h in HOPS for s in ("train", "val")]
+    """sha256 of the KB and every MetaQA file (vanilla and NTM) training and tuning read, by
+    repository path."""
+    files = [KB_FILE] + [qa_file(h, s, v) for v in VARIANTS for h in HOPS for s in ("train", "val")]
     return {str(f.relative_to(REPO_ROOT)): file_sha256(f) for f in files}
 
 
@@ -84,13 +92,15 @@ def by_data_file(checksums: dict[str, str]) -> dict[str, str]:
 
 
 def print_figures(metrics: dict[str, Any]) -> None:
-    print(f"{'qa_val':<16}{'Hits@1':>8}{'F1':>8}{'EM':>8}{'link':>8}{'n':>6}")
-    for hop in HOPS:
-        for mode in ("bracketed", "raw"):
-            m = metrics.get(f"{hop}hop_{mode}")
-            if m:
-                cells = "".join(f"{m[k]:>8.4f}" for k in ("hits_at_1", "f1", "exact_match", "entity_link_accuracy"))
-                print(f"{f'{hop}-hop {mode}':<16}{cells}{m['n']:>6}")
+    print(f"{'qa_val':<24}{'Hits@1':>8}{'F1':>8}{'EM':>8}{'link':>8}{'n':>6}")
+    for variant in VARIANTS:
+        for hop in HOPS:
+            for raw in (False, True):
+                m = metrics.get(figure_key(variant, hop, raw))
+                if m:
+                    cells = "".join(f"{m[k]:>8.4f}" for k in ("hits_at_1", "f1", "exact_match", "entity_link_accuracy"))
+                    name = f"{variant} {hop}-hop {'raw' if raw else 'bracketed'}"
+                    print(f"{name:<24}{cells}{m['n']:>6}")
 
 
 def _question(text: str) -> Question:
