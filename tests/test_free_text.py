@@ -53,10 +53,11 @@ TYPED: list[tuple[str, str, tuple[str, ...]]] = [
         ("directed_by", "directed_by_inv", "release_year"),
     ),
 ]
-# Measured with the committed checkpoint (2026-12-04 18:54): 11 of 13. Missed: "who did audrey
-# hepburn share the screen with" (answers her films, not her co-stars) and "what kinds of films
-# did the guy who directed Top Hat make" (stops at his films, not their genres). A model that
-# answers fewer fails; one that answers more should raise this.
+# Measured with the committed checkpoint (2026-12-04 18:54, sha256 ba722440…): 11 of 13. Missed:
+# "who did audrey hepburn share the screen with" (reads the 1-hop "her films", not her co-stars)
+# and "the director of top hat, in what years did his other films get released" (stops after
+# two hops: his films, not their years). A model that answers fewer fails; one that answers
+# more should raise this.
 MIN_HITS = 11
 
 
